@@ -1,0 +1,18 @@
+# The two commands of the README, plus the checks CI runs. Every target installs what it needs.
+.PHONY: dev test lint check secrets
+
+# Run the three functions locally at http://127.0.0.1:9000 on the embedded default stack.
+dev:
+	@dev/bin/dev
+
+# Run every test against a private stack on free loopback ports.
+test:
+	@dev/bin/test $(ARGS)
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+# Print fresh 256-bit token secrets as .env lines.
+secrets:
+	@cargo run --quiet -p devtools --bin gen-secrets

@@ -1,0 +1,205 @@
+//! The test harness: each test gets the real app against its own fresh database on the real
+//! MongoDB-compatible server and its own cloud on the Cloudinary stand-in, plus helpers that
+//! build requests and check envelopes, so tests read like user stories.
+//!
+//! Services are found through `TEST_*` variables that `make test` sets after starting them. A
+//! test that needs a service that is not there fails loudly; it never passes by skipping.
+use std::{collections::HashMap, path::Path};
+
+use lambda_http::{Body, Request, Response};
+use mongodb::bson::doc;
+use serde_json::Value;
+use shared::{App, config::Config};
+
+pub mod multipart;
+pub mod process;
+
+/// Where the test services listen, from the environment `make test` prepares.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub mongodb_uri: String,
+    pub cloudinary_api_base: String,
+    pub cloudinary_api_key: String,
+    pub cloudinary_api_secret: String,
+}
+
+/// Reads a required test variable or fails the test with instructions.
+pub fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: this test needs the local services. Run the tests through \
+             `make test`, which installs and starts them (FerretDB, the Cloudinary stand-in, moto)."
+        ),
+    }
+}
+
+impl Services {
+    pub fn from_env() -> Self {
+        Self {
+            mongodb_uri: required_env("TEST_MONGODB_URI"),
+            cloudinary_api_base: required_env("TEST_CLOUDINARY_API_BASE"),
+            cloudinary_api_key: required_env("TEST_CLOUDINARY_API_KEY"),
+            cloudinary_api_secret: required_env("TEST_CLOUDINARY_API_SECRET"),
+        }
+    }
+}
+
+pub fn random_suffix() -> String {
+    hex::encode(rand::random::<[u8; 6]>())
+}
+
+/// A complete, valid configuration for one test: fresh database, fresh cloud, fresh secrets.
+pub fn test_vars(services: &Services) -> HashMap<String, String> {
+    let suffix = random_suffix();
+    let secret = || hex::encode(rand::random::<[u8; 32]>());
+    let staging = std::env::temp_dir().join(format!("videotube-test-staging-{suffix}"));
+    [
+        ("MONGODB_URI", services.mongodb_uri.clone()),
+        ("MONGODB_DB", format!("test_{suffix}")),
+        ("ACCESS_TOKEN_SECRET", secret()),
+        ("REFRESH_TOKEN_SECRET", secret()),
+        ("CLOUDINARY_CLOUD_NAME", format!("cloud{suffix}")),
+        ("CLOUDINARY_API_KEY", services.cloudinary_api_key.clone()),
+        ("CLOUDINARY_API_SECRET", services.cloudinary_api_secret.clone()),
+        ("CLOUDINARY_API_BASE", services.cloudinary_api_base.clone()),
+        ("CLOUDINARY_TIMEOUT", "3s".to_owned()),
+        ("UPLOAD_TMP_DIR", staging.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The app under test with handles on everything a test asserts about.
+pub struct TestApp {
+    pub app: &'static App,
+    pub vars: HashMap<String, String>,
+    pub services: Services,
+    pub http: reqwest::Client,
+    /// A separate client on the test's database, for assertions.
+    pub db: mongodb::Database,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like [`spawn`](Self::spawn), after `tweak` has adjusted the configuration variables.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut HashMap<String, String>)) -> Self {
+        let services = Services::from_env();
+        let mut vars = test_vars(&services);
+        tweak(&mut vars);
+        if let Some(dir) = vars.get("UPLOAD_TMP_DIR") {
+            std::fs::create_dir_all(dir).expect("create the staging directory");
+        }
+        let config = Config::from_vars(&vars).expect("test configuration is valid");
+        let app = App::new(config).await.expect("app builds");
+        let client = mongodb::Client::with_uri_str(&services.mongodb_uri).await.expect("assertion client");
+        let db = client.database(&vars["MONGODB_DB"]);
+        Self { app: Box::leak(Box::new(app)), vars, services, http: reqwest::Client::new(), db }
+    }
+
+    pub fn var(&self, name: &str) -> &str {
+        self.vars.get(name).map(String::as_str).unwrap_or_default()
+    }
+
+    pub fn cloud(&self) -> &str {
+        self.var("CLOUDINARY_CLOUD_NAME")
+    }
+
+    pub fn staging_dir(&self) -> &Path {
+        Path::new(self.var("UPLOAD_TMP_DIR"))
+    }
+
+    pub async fn count(&self, collection: &str) -> u64 {
+        self.db.collection::<mongodb::bson::Document>(collection).count_documents(doc! {}).await.expect("count documents")
+    }
+
+    pub async fn find_one(&self, collection: &str, filter: mongodb::bson::Document) -> Option<mongodb::bson::Document> {
+        self.db.collection::<mongodb::bson::Document>(collection).find_one(filter).await.expect("find one")
+    }
+
+    /// The images the stand-in holds for this test's cloud.
+    pub async fn stored_images(&self) -> Vec<Value> {
+        let url = format!("{}/__standin/{}/assets", self.services.cloudinary_api_base, self.cloud());
+        let v: Value = self.http.get(url).send().await.expect("stand-in reachable").json().await.expect("json");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Switches the stand-in's fault mode for this test's cloud, e.g. `{"mode":"fail","status":500}`.
+    pub async fn set_fault(&self, fault: Value) {
+        let url = format!("{}/__standin/{}/fault", self.services.cloudinary_api_base, self.cloud());
+        let r = self.http.post(url).json(&fault).send().await.expect("stand-in reachable");
+        assert!(r.status().is_success(), "stand-in refused the fault setting");
+    }
+
+    /// Files left in the staging directory (must be none after any request).
+    pub fn staged_files(&self) -> Vec<String> {
+        std::fs::read_dir(self.staging_dir())
+            .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A POST request with a body and content type, as API Gateway would hand it over.
+pub fn post(path: &str, content_type: Option<&str>, body: impl Into<Body>) -> Request {
+    let mut b = http::Request::builder().method("POST").uri(format!("https://api.example.com{path}"));
+    if let Some(ct) = content_type {
+        b = b.header("content-type", ct);
+    }
+    b.body(body.into()).expect("request builds")
+}
+
+pub fn post_json(path: &str, body: &Value) -> Request {
+    post(path, Some("application/json"), Body::Text(body.to_string()))
+}
+
+/// Adds a `Cookie` header (API Gateway v2 joins the `cookies` array into one).
+pub fn with_cookie(mut req: Request, name: &str, value: &str) -> Request {
+    let v = http::HeaderValue::from_str(&format!("{name}={value}")).expect("cookie header");
+    req.headers_mut().append(http::header::COOKIE, v);
+    req
+}
+
+/// Loads an event file from `events/` at the workspace root and converts it as the runtime does.
+pub fn event(name: &str) -> Request {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events").join(name);
+    let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    shared::http::request_from_event(&json).expect("event parses")
+}
+
+/// The JSON body of a response, after checking the envelope invariants every response keeps.
+pub fn envelope(resp: &Response<Body>, expected_status: u16) -> Value {
+    let text = match resp.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    assert_eq!(resp.status().as_u16(), expected_status, "unexpected status; body: {text}");
+    assert_eq!(resp.headers().get("content-type").map(|v| v.to_str().unwrap_or("")), Some("application/json"));
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"));
+    assert_eq!(v["statusCode"], expected_status, "statusCode must equal the HTTP status");
+    assert_eq!(v["success"], expected_status < 400);
+    assert!(v.get("message").is_some_and(Value::is_string), "message is a string");
+    if expected_status >= 400 {
+        assert_eq!(v["data"], Value::Null);
+        assert!(v["errors"].is_array());
+        assert!(v["requestId"].as_str().is_some_and(|s| !s.is_empty()));
+    }
+    v
+}
+
+/// The `Set-Cookie` headers of a response, parsed.
+pub fn set_cookies(resp: &Response<Body>) -> Vec<cookie::Cookie<'static>> {
+    resp.headers()
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|s| cookie::Cookie::parse(s.to_owned()).ok())
+        .collect()
+}
+
+/// A strong password that passes validation.
+pub const PASSWORD: &str = "correct horse battery staple";

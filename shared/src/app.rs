@@ -1,0 +1,84 @@
+//! The state a function builds once per cold start and lends to every request.
+//!
+//! Everything expensive lives here: the validated configuration, the database client, the token
+//! keys and the HTTP client for Cloudinary. [`run`] is the whole of a function's `main`.
+use std::{future::Future, time::Instant};
+
+use lambda_http::{Body, Request, Response, service_fn};
+
+use crate::{
+    config::{Config, ConfigError},
+    error::ApiError,
+    media::Media,
+    store::Store,
+    tokens::TokenKeys,
+};
+
+pub struct App {
+    pub config: Config,
+    store: Store,
+    pub tokens: TokenKeys,
+    pub media: Media,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("invalid configuration:\n{0}")]
+    Config(#[from] ConfigError),
+    #[error("MONGODB_URI could not be used: {0}")]
+    Database(#[source] mongodb::error::Error),
+    #[error("the image service client could not be built: {0}")]
+    Media(#[source] crate::media::MediaError),
+}
+
+impl App {
+    /// Builds the state from an already-loaded configuration. Does no network I/O for plain
+    /// `mongodb://` URIs, so it also works while the database is down.
+    pub async fn new(config: Config) -> Result<Self, StartupError> {
+        let store = Store::connect(&config.mongodb).await.map_err(StartupError::Database)?;
+        let media = Media::new(&config.cloudinary, &config.upload).map_err(StartupError::Media)?;
+        Ok(Self { tokens: TokenKeys::new(&config.tokens), store, media, config })
+    }
+
+    /// Loads the configuration from the environment (resolving secret references), builds the
+    /// state, sweeps staging leftovers of a crashed invocation, and tries to ensure indexes.
+    pub async fn cold_start() -> Result<Self, StartupError> {
+        let started = Instant::now();
+        let config = Config::load().await?;
+        let app = Self::new(config).await?;
+        app.media.sweep_staging_leftovers().await;
+        if let Err(e) = app.store.ready().await {
+            tracing::warn!(error = %crate::error::chain(&e), "database not ready at cold start; will retry on the first request");
+        }
+        tracing::info!(init_ms = started.elapsed().as_secs_f64() * 1000.0, "cold start complete");
+        Ok(app)
+    }
+
+    /// The database, with indexes ensured (once per process).
+    pub async fn store(&self) -> Result<&Store, ApiError> {
+        Ok(self.store.ready().await?)
+    }
+}
+
+/// The whole `main` of a function: tracing, cold start, then the Lambda runtime loop.
+pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(&'static App, Request) -> Fut,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    lambda_http::tracing::init_default_subscriber();
+    let app = match App::cold_start().await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            return Err(e.into());
+        }
+    };
+    // The state lives as long as the process; leaking it gives handlers a plain `&'static App`.
+    let app: &'static App = Box::leak(Box::new(app));
+    crate::http::serve(service_fn(|req| {
+        let fut = handler(app, req);
+        async move { Ok::<_, std::convert::Infallible>(fut.await) }
+    }))
+    .await
+}

@@ -1,0 +1,62 @@
+//! The `accessToken` and `refreshToken` cookies, named as the Node API named them.
+//!
+//! Both are HttpOnly and (by default) Secure, with a Max-Age equal to the token's lifetime. The
+//! refresh cookie is SameSite=Strict and scoped to the users routes, so browsers send it only to
+//! the refresh endpoint and its siblings; the access cookie is SameSite=Lax on `/`.
+use std::time::Duration;
+
+use cookie::{Cookie, SameSite};
+
+use crate::config::CookieConfig;
+
+pub const ACCESS_COOKIE: &str = "accessToken";
+pub const REFRESH_COOKIE: &str = "refreshToken";
+pub const REFRESH_COOKIE_PATH: &str = "/api/v1/users";
+
+pub fn access(cfg: &CookieConfig, token: String, lifetime: Duration) -> Cookie<'static> {
+    build(cfg, ACCESS_COOKIE, token, "/", SameSite::Lax, lifetime)
+}
+
+pub fn refresh(cfg: &CookieConfig, token: String, lifetime: Duration) -> Cookie<'static> {
+    build(cfg, REFRESH_COOKIE, token, REFRESH_COOKIE_PATH, SameSite::Strict, lifetime)
+}
+
+fn build(
+    cfg: &CookieConfig,
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    default_same_site: SameSite,
+    lifetime: Duration,
+) -> Cookie<'static> {
+    let max_age = cookie::time::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
+    Cookie::build((name, value))
+        .http_only(true)
+        .secure(cfg.secure)
+        .same_site(cfg.same_site.unwrap_or(default_same_site))
+        .path(path)
+        .max_age(max_age)
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_cookies_carry_every_safety_attribute() {
+        let cfg = CookieConfig { secure: true, same_site: None };
+        let a = access(&cfg, "a.b.c".into(), Duration::from_secs(900)).to_string();
+        assert_eq!(a, "accessToken=a.b.c; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=900");
+        let r = refresh(&cfg, "d.e.f".into(), Duration::from_secs(864_000)).to_string();
+        assert_eq!(r, "refreshToken=d.e.f; HttpOnly; SameSite=Strict; Secure; Path=/api/v1/users; Max-Age=864000");
+    }
+
+    #[test]
+    fn local_http_use_can_drop_secure_and_override_same_site() {
+        let cfg = CookieConfig { secure: false, same_site: Some(SameSite::Lax) };
+        let r = refresh(&cfg, "t".into(), Duration::from_secs(60)).to_string();
+        assert!(!r.contains("Secure"));
+        assert!(r.contains("SameSite=Lax"));
+    }
+}

@@ -1,0 +1,144 @@
+//! Password hashing with argon2id at the OWASP minimum (the `argon2` crate's defaults:
+//! m=19456 KiB, t=2, p=1), always off the async executor in `spawn_blocking`.
+//!
+//! Login against an unknown account verifies against [`DUMMY_HASH`], which has the same
+//! parameters, so "no such user" and "wrong password" cost the same time and look the same.
+use argon2::{
+    Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
+    password_hash::{SaltString, rand_core::OsRng},
+};
+
+use crate::domain::Password;
+
+/// A well-formed argon2id hash with the current parameters whose digest is random: no password
+/// is known to produce it, and verifying against it costs what a real verification costs. A unit test keeps its
+/// parameters equal to [`Argon2::default`]'s.
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$4MKlEqSq2o3ZKJNkF8sr6k52Uk6wHk7nQ0AT2uWbI9c";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("hashing failed: {0}")]
+    Hash(String),
+    #[error("the blocking hashing task failed")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// What a verification found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Match { needs_rehash: bool },
+    Mismatch,
+}
+
+/// Hashes a new password into a PHC string.
+pub async fn hash(password: &Password) -> Result<String, PasswordError> {
+    rehash(password.expose()).await
+}
+
+/// Hashes a password that already proved itself at login (it may predate today's length
+/// rules), to upgrade a stored hash with weaker parameters.
+pub async fn rehash(password: &str) -> Result<String, PasswordError> {
+    let password = zeroizing(password);
+    tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
+}
+
+fn zeroizing(s: &str) -> secrecy::SecretString {
+    secrecy::SecretString::from(s.to_owned())
+}
+
+fn hash_blocking(password: &secrecy::SecretString) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(secrecy::ExposeSecret::expose_secret(password).as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+/// Verifies `password` against `stored`, or against the dummy hash when there is no account.
+/// A stored hash that does not parse counts as a mismatch (and is logged by the caller).
+pub async fn verify(password: &str, stored: Option<&str>) -> Result<Verdict, PasswordError> {
+    let password = zeroizing(password);
+    let (hash, real) = match stored {
+        Some(h) => (h.to_owned(), true),
+        None => (DUMMY_HASH.to_owned(), false),
+    };
+    tokio::task::spawn_blocking(move || {
+        let verdict = verify_blocking(secrecy::ExposeSecret::expose_secret(&password), &hash);
+        if real { verdict } else { Verdict::Mismatch }
+    })
+    .await
+    .map_err(PasswordError::from)
+}
+
+fn verify_blocking(password: &str, stored: &str) -> Verdict {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return Verdict::Mismatch;
+    };
+    match Argon2::default().verify_password(password.as_bytes(), &parsed) {
+        Ok(()) => Verdict::Match { needs_rehash: is_weaker_than_current(&parsed) },
+        Err(_) => Verdict::Mismatch,
+    }
+}
+
+/// True when the stored hash used another algorithm or any cost parameter below the current.
+fn is_weaker_than_current(parsed: &PasswordHash<'_>) -> bool {
+    let current = argon2::Params::default();
+    let Ok(stored) = argon2::Params::try_from(parsed) else {
+        return true;
+    };
+    parsed.algorithm != argon2::Algorithm::Argon2id.ident()
+        || stored.m_cost() < current.m_cost()
+        || stored.t_cost() < current.t_cost()
+        || stored.p_cost() < current.p_cost()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pw(s: &str) -> Password {
+        Password::parse(s.to_owned()).expect("valid password")
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_own_password_only() {
+        let h = hash(&pw("correct horse")).await.expect("hash");
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert_eq!(verify("correct horse", Some(&h)).await.expect("verify"), Verdict::Match { needs_rehash: false });
+        assert_eq!(verify("wrong horse!", Some(&h)).await.expect("verify"), Verdict::Mismatch);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_never_matches_even_with_the_dummy_password() {
+        assert_eq!(verify("anything at all", None).await.expect("verify"), Verdict::Mismatch);
+    }
+
+    #[test]
+    fn the_dummy_hash_has_the_current_parameters() {
+        let parsed = PasswordHash::new(DUMMY_HASH).expect("dummy parses");
+        let p = argon2::Params::try_from(&parsed).expect("params");
+        let d = argon2::Params::default();
+        assert_eq!((p.m_cost(), p.t_cost(), p.p_cost()), (d.m_cost(), d.t_cost(), d.p_cost()));
+        assert_eq!(parsed.algorithm, argon2::Algorithm::Argon2id.ident());
+    }
+
+    #[test]
+    fn weaker_stored_hashes_are_flagged_for_rehash() {
+        let weak = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(4096, 1, 1, None).expect("params"),
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let h = weak.hash_password(b"correct horse", &salt).expect("hash").to_string();
+        assert_eq!(verify_blocking("correct horse", &h), Verdict::Match { needs_rehash: true });
+        let argon2i = Argon2::new(argon2::Algorithm::Argon2i, argon2::Version::V0x13, argon2::Params::default());
+        let h = argon2i.hash_password(b"correct horse", &salt).expect("hash").to_string();
+        assert_eq!(verify_blocking("correct horse", &h), Verdict::Match { needs_rehash: true });
+    }
+
+    #[test]
+    fn a_corrupt_stored_hash_is_a_mismatch_not_a_panic() {
+        assert_eq!(verify_blocking("x", "not a phc string"), Verdict::Mismatch);
+    }
+}

@@ -1,0 +1,138 @@
+//! The MongoDB connection: one client per cold start, bounded timeouts, indexes, error kinds.
+//!
+//! The client is built without touching the network, so a function starts even while the
+//! database is down and answers 503 until it returns (the driver reconnects by itself). Indexes
+//! are ensured once per process, on the first request that reaches the database (and eagerly,
+//! best-effort, at cold start), so a fresh database works on the very first request.
+use std::time::Duration;
+
+use mongodb::{
+    Client, Collection, Database, IndexModel,
+    bson::doc,
+    error::{ErrorKind, WriteFailure},
+    options::{ClientOptions, IndexOptions},
+};
+use secrecy::ExposeSecret;
+use tokio::sync::OnceCell;
+
+use crate::{config::MongoConfig, error::ApiError, sessions::SessionDoc, users::UserDoc};
+
+pub const USERS: &str = "users";
+pub const SESSIONS: &str = "sessions";
+const DUPLICATE_KEY: i32 = 11000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unreachable")]
+    Unavailable(#[source] mongodb::error::Error),
+    #[error("duplicate key")]
+    Duplicate(#[source] mongodb::error::Error),
+    #[error("database operation failed")]
+    Other(#[source] mongodb::error::Error),
+}
+
+impl From<mongodb::error::Error> for StoreError {
+    fn from(e: mongodb::error::Error) -> Self {
+        if is_duplicate_key(&e) {
+            Self::Duplicate(e)
+        } else if is_unavailable(&e) {
+            Self::Unavailable(e)
+        } else {
+            Self::Other(e)
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => ApiError::Unavailable(Box::new(e)),
+            // Callers that expect duplicates handle them before this conversion.
+            StoreError::Duplicate(_) | StoreError::Other(_) => ApiError::internal(e),
+        }
+    }
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    match &*e.kind {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
+        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
+        ErrorKind::InsertMany(m) => m
+            .write_errors
+            .as_ref()
+            .is_some_and(|errs| errs.iter().any(|w| w.code == DUPLICATE_KEY)),
+        _ => false,
+    }
+}
+
+fn is_unavailable(e: &mongodb::error::Error) -> bool {
+    matches!(
+        &*e.kind,
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::DnsResolve { .. }
+            | ErrorKind::Shutdown
+    ) || e.contains_label("RetryableWriteError")
+}
+
+/// The database handle plus typed collections.
+pub struct Store {
+    pub db: Database,
+    pub users: Collection<UserDoc>,
+    pub sessions: Collection<SessionDoc>,
+    indexes: OnceCell<()>,
+}
+
+impl Store {
+    /// Builds the client (no I/O for `mongodb://` URIs; SRV URIs resolve DNS here).
+    pub async fn connect(cfg: &MongoConfig) -> Result<Self, mongodb::error::Error> {
+        let mut opts = ClientOptions::parse(cfg.uri.expose_secret()).await?;
+        opts.server_selection_timeout = Some(cfg.server_selection_timeout);
+        opts.connect_timeout = Some(cfg.connect_timeout);
+        opts.app_name.get_or_insert_with(|| "videotube-auth".to_owned());
+        // Idle sockets die when a Lambda sandbox freezes; recycle them rather than trust them.
+        opts.max_idle_time = Some(Duration::from_secs(60));
+        let client = Client::with_options(opts)?;
+        Ok(Self::from_database(client.database(&cfg.database)))
+    }
+
+    pub fn from_database(db: Database) -> Self {
+        Self {
+            users: db.collection(USERS),
+            sessions: db.collection(SESSIONS),
+            db,
+            indexes: OnceCell::new(),
+        }
+    }
+
+    /// Ensures the indexes exist, once per process; retried on the next call after a failure.
+    pub async fn ready(&self) -> Result<&Self, StoreError> {
+        self.indexes.get_or_try_init(|| self.create_indexes()).await?;
+        Ok(self)
+    }
+
+    async fn create_indexes(&self) -> Result<(), StoreError> {
+        let unique = |name: &str| IndexOptions::builder().unique(true).name(name.to_owned()).build();
+        self.users
+            .create_indexes([
+                IndexModel::builder().keys(doc! {"username": 1}).options(unique("username_unique")).build(),
+                IndexModel::builder().keys(doc! {"email": 1}).options(unique("email_unique")).build(),
+            ])
+            .await?;
+        self.sessions
+            .create_index(IndexModel::builder().keys(doc! {"userId": 1}).build())
+            .await?;
+        let ttl = IndexOptions::builder().expire_after(Duration::ZERO).name("expiresAt_ttl".to_owned()).build();
+        let ttl_index = IndexModel::builder().keys(doc! {"expiresAt": 1}).options(ttl).build();
+        if let Err(e) = self.sessions.create_index(ttl_index).await {
+            let e = StoreError::from(e);
+            if matches!(e, StoreError::Unavailable(_)) {
+                return Err(e);
+            }
+            // Expired sessions are refused by every query anyway; the TTL index only tidies up.
+            tracing::warn!(error = %crate::error::chain(&e), "sessions TTL index not supported; continuing without it");
+        }
+        Ok(())
+    }
+}

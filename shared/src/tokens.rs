@@ -1,0 +1,250 @@
+//! The JWT pair: short-lived access tokens and longer-lived, rotating refresh tokens.
+//!
+//! Both are HS256 with separate secrets, the algorithm pinned on decode, and a `typ` header
+//! (`at+jwt` / `rt+jwt`) that is checked, so one kind can never pass as the other even if the
+//! secrets were misconfigured to be equal. Expiry is checked with a small explicit leeway rather
+//! than the crate's 60 s default. Claims are typed structs: a claim of the wrong type fails decode.
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use crate::config::TokenConfig;
+
+pub const ACCESS_TYP: &str = "at+jwt";
+pub const REFRESH_TYP: &str = "rt+jwt";
+
+/// Claims of an access token: enough for other services to know who is calling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessClaims {
+    pub sub: String,
+    pub username: String,
+    pub email: String,
+    #[serde(rename = "fullName")]
+    pub full_name: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+/// Claims of a refresh token: smaller on purpose; everything else lives in the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshClaims {
+    pub sub: String,
+    pub sid: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("token rejected: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("token has the wrong typ header")]
+    WrongType,
+    #[error("token is expired")]
+    Expired,
+    #[error("token could not be signed")]
+    Sign(#[source] jsonwebtoken::errors::Error),
+}
+
+/// The keys and rules for both kinds, built once per cold start.
+pub struct TokenKeys {
+    access_enc: EncodingKey,
+    access_dec: DecodingKey,
+    refresh_enc: EncodingKey,
+    refresh_dec: DecodingKey,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    leeway: u64,
+}
+
+impl TokenKeys {
+    pub fn new(cfg: &TokenConfig) -> Self {
+        let a = cfg.access_secret.expose_secret().as_bytes();
+        let r = cfg.refresh_secret.expose_secret().as_bytes();
+        Self {
+            access_enc: EncodingKey::from_secret(a),
+            access_dec: DecodingKey::from_secret(a),
+            refresh_enc: EncodingKey::from_secret(r),
+            refresh_dec: DecodingKey::from_secret(r),
+            access_ttl: cfg.access_ttl,
+            refresh_ttl: cfg.refresh_ttl,
+            leeway: cfg.leeway.as_secs(),
+        }
+    }
+
+    pub fn sign_access(&self, claims: &AccessClaims) -> Result<String, TokenError> {
+        sign(ACCESS_TYP, claims, &self.access_enc)
+    }
+
+    pub fn sign_refresh(&self, claims: &RefreshClaims) -> Result<String, TokenError> {
+        sign(REFRESH_TYP, claims, &self.refresh_enc)
+    }
+
+    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        verify(token, ACCESS_TYP, &self.access_dec, self.leeway)
+    }
+
+    pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
+        verify(token, REFRESH_TYP, &self.refresh_dec, self.leeway)
+    }
+}
+
+fn sign<T: Serialize>(typ: &str, claims: &T, key: &EncodingKey) -> Result<String, TokenError> {
+    let mut header = Header::new(Algorithm::HS256);
+    header.typ = Some(typ.to_owned());
+    jsonwebtoken::encode(&header, claims, key).map_err(TokenError::Sign)
+}
+
+fn verify<T: serde::de::DeserializeOwned>(
+    token: &str,
+    typ: &str,
+    key: &DecodingKey,
+    leeway: u64,
+) -> Result<T, TokenError> {
+    let mut v = Validation::new(Algorithm::HS256);
+    v.leeway = leeway;
+    v.validate_exp = true;
+    v.validate_aud = false;
+    v.set_required_spec_claims(&["exp", "iat", "sub", "jti"]);
+    let data = jsonwebtoken::decode::<T>(token, key, &v).map_err(|e| match e.kind() {
+        jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+        _ => TokenError::Invalid(e),
+    })?;
+    // Compared exactly: RFC 9068 allows case-insensitive media types, but we only ever issue
+    // these two spellings, so anything else did not come from us.
+    if data.header.typ.as_deref() != Some(typ) {
+        return Err(TokenError::WrongType);
+    }
+    Ok(data.claims)
+}
+
+/// A fresh random token id: 128 bits, base64url.
+pub fn new_jti() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use secrecy::SecretString;
+
+    fn cfg() -> TokenConfig {
+        TokenConfig {
+            access_secret: SecretString::from("a".repeat(32)),
+            refresh_secret: SecretString::from("r".repeat(32)),
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(864_000),
+            session_max_age: Duration::from_secs(2_592_000),
+            reuse_grace: Duration::from_secs(10),
+            leeway: Duration::from_secs(2),
+        }
+    }
+
+    fn refresh_claims(exp_in: i64) -> RefreshClaims {
+        let now = now_secs();
+        RefreshClaims { sub: "u".into(), sid: "s".into(), jti: new_jti(), iat: now, exp: now + exp_in }
+    }
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    }
+
+    #[test]
+    fn a_refresh_token_round_trips_and_carries_its_typ() {
+        let keys = TokenKeys::new(&cfg());
+        let c = refresh_claims(60);
+        let t = keys.sign_refresh(&c).expect("sign");
+        let header = jsonwebtoken::decode_header(&t).expect("header");
+        assert_eq!(header.typ.as_deref(), Some(REFRESH_TYP));
+        assert_eq!(keys.verify_refresh(&t).expect("verify"), c);
+    }
+
+    #[test]
+    fn an_access_token_is_never_accepted_as_a_refresh_token() {
+        let keys = TokenKeys::new(&TokenConfig {
+            // Even with equal secrets (refused by config, but defence in depth) typ tells them apart.
+            refresh_secret: SecretString::from("a".repeat(32)),
+            ..cfg()
+        });
+        let now = now_secs();
+        let access = AccessClaims {
+            sub: "u".into(),
+            username: "x".into(),
+            email: "x@y.z".into(),
+            full_name: "X".into(),
+            iat: now,
+            exp: now + 60,
+            jti: new_jti(),
+        };
+        let t = keys.sign_access(&access).expect("sign");
+        assert!(keys.verify_refresh(&t).is_err());
+    }
+
+    #[test]
+    fn expired_tokens_fail_beyond_the_small_leeway() {
+        let keys = TokenKeys::new(&cfg());
+        let t = keys.sign_refresh(&refresh_claims(-10)).expect("sign");
+        assert!(matches!(keys.verify_refresh(&t), Err(TokenError::Expired)));
+        let t = keys.sign_refresh(&refresh_claims(-1)).expect("sign");
+        assert!(keys.verify_refresh(&t).is_ok(), "within the 2 s leeway");
+    }
+
+    #[test]
+    fn forged_tokens_are_rejected() {
+        let keys = TokenKeys::new(&cfg());
+        let good = keys.sign_refresh(&refresh_claims(60)).expect("sign");
+        let parts: Vec<&str> = good.split('.').collect();
+        let payload = parts[1];
+        let forged = [
+            // alg none, in several spellings, with and without a signature
+            format!("{}.{payload}.", b64(r#"{"alg":"none","typ":"rt+jwt"}"#)),
+            format!("{}.{payload}.", b64(r#"{"alg":"NONE","typ":"rt+jwt"}"#)),
+            format!("{}.{payload}.{}", b64(r#"{"alg":"None","typ":"rt+jwt"}"#), parts[2]),
+            // another algorithm in the header
+            format!("{}.{payload}.{}", b64(r#"{"alg":"HS512","typ":"rt+jwt"}"#), parts[2]),
+            // tampered payload
+            format!("{}.{}.{}", parts[0], b64(r#"{"sub":"admin","sid":"s","jti":"j","iat":1,"exp":9999999999}"#), parts[2]),
+            // wrong types of claims, correctly signed below
+            "garbage".to_owned(),
+            String::new(),
+            "a.b.c".to_owned(),
+        ];
+        for t in forged {
+            assert!(keys.verify_refresh(&t).is_err(), "{t} must be rejected");
+        }
+        let mut h = Header::new(Algorithm::HS384);
+        h.typ = Some(REFRESH_TYP.into());
+        let hs384 = jsonwebtoken::encode(&h, &refresh_claims(60), &EncodingKey::from_secret("r".repeat(32).as_bytes())).expect("sign");
+        assert!(keys.verify_refresh(&hs384).is_err(), "HS384 is not HS256");
+        let wrong_secret = TokenKeys::new(&TokenConfig { refresh_secret: SecretString::from("z".repeat(32)), ..cfg() });
+        assert!(keys.verify_refresh(&wrong_secret.sign_refresh(&refresh_claims(60)).expect("sign")).is_err());
+        let mut h = Header::new(Algorithm::HS256);
+        h.typ = Some(REFRESH_TYP.into());
+        let typed_wrong = serde_json::json!({"sub": 5, "sid": "s", "jti": "j", "iat": 1, "exp": now_secs() + 60});
+        let t = jsonwebtoken::encode(&h, &typed_wrong, &EncodingKey::from_secret("r".repeat(32).as_bytes())).expect("sign");
+        assert!(keys.verify_refresh(&t).is_err(), "sub must be a string");
+        let missing_sid = serde_json::json!({"sub": "u", "jti": "j", "iat": 1, "exp": now_secs() + 60});
+        let t = jsonwebtoken::encode(&h, &missing_sid, &EncodingKey::from_secret("r".repeat(32).as_bytes())).expect("sign");
+        assert!(keys.verify_refresh(&t).is_err(), "sid is required");
+    }
+
+    #[test]
+    fn token_ids_are_unique_and_128_bits() {
+        let a = new_jti();
+        assert_eq!(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&a).expect("b64").len(), 16);
+        assert_ne!(a, new_jti());
+    }
+}
