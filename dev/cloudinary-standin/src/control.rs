@@ -1,0 +1,138 @@
+//! Control API for tests, under `/__standin`: fault injection, asset listing and a health check.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::state::{AppState, Fault, FaultKind, Op};
+
+/// Longest hang a fault may ask for.
+const MAX_DELAY: Duration = Duration::from_secs(600);
+
+/// `GET /__standin/health`
+pub async fn health() -> &'static str {
+    "ok"
+}
+
+/// Body of `POST /__standin/{cloud}/fault`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRequest {
+    mode: String,
+    status: Option<u16>,
+    delay_ms: Option<u64>,
+    ops: Option<Vec<String>>,
+}
+
+/// `POST /__standin/{cloud}/fault` with `{"mode":"fail","status":500}`,
+/// `{"mode":"hang","delay_ms":5000}` or `{"mode":"none"}`, and optionally
+/// `"ops":["upload"|"destroy"]` (default both). Answers the fault now in force.
+pub async fn set_fault(
+    State(state): State<Arc<AppState>>,
+    Path(cloud): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request: FaultRequest = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::bad_request(format!("Invalid fault request: {err}")))?;
+    let fault = parse_fault(request)?;
+    state.set_fault(&cloud, fault);
+    Ok(Json(fault_json(state.fault(&cloud).as_ref())))
+}
+
+/// `GET /__standin/{cloud}/fault`: the fault in force.
+pub async fn get_fault(
+    State(state): State<Arc<AppState>>,
+    Path(cloud): Path<String>,
+) -> Json<Value> {
+    Json(fault_json(state.fault(&cloud).as_ref()))
+}
+
+/// `GET /__standin/{cloud}/assets`: `[{"public_id","bytes","format"}]` sorted by public ID.
+pub async fn list_assets(
+    State(state): State<Arc<AppState>>,
+    Path(cloud): Path<String>,
+) -> Json<Value> {
+    let assets = state
+        .list(&cloud)
+        .iter()
+        .map(|asset| {
+            json!({
+                "public_id": asset.public_id,
+                "bytes": asset.bytes,
+                "format": asset.format.name(),
+            })
+        })
+        .collect();
+    Json(Value::Array(assets))
+}
+
+fn parse_fault(request: FaultRequest) -> Result<Option<Fault>, ApiError> {
+    let kind = match request.mode.as_str() {
+        "none" => return Ok(None),
+        "fail" => {
+            let code = request.status.unwrap_or(500);
+            let status = StatusCode::from_u16(code)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("fault status must be 400-599, got {code}"))
+                })?;
+            FaultKind::Fail { status }
+        }
+        "hang" => {
+            let delay_ms = request
+                .delay_ms
+                .ok_or_else(|| ApiError::bad_request("hang mode needs delay_ms"))?;
+            let delay = Duration::from_millis(delay_ms);
+            if delay > MAX_DELAY {
+                return Err(ApiError::bad_request(format!(
+                    "delay_ms must be at most {}",
+                    MAX_DELAY.as_millis()
+                )));
+            }
+            FaultKind::Hang { delay }
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown fault mode {other:?}: use none, fail or hang"
+            )));
+        }
+    };
+    let ops = match request.ops {
+        None => vec![Op::Upload, Op::Destroy],
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                Op::from_name(name).ok_or_else(|| {
+                    ApiError::bad_request(format!("unknown op {name:?}: use upload or destroy"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    if ops.is_empty() {
+        return Err(ApiError::bad_request("ops must name upload and/or destroy"));
+    }
+    Ok(Some(Fault { kind, ops }))
+}
+
+fn fault_json(fault: Option<&Fault>) -> Value {
+    let Some(fault) = fault else {
+        return json!({ "mode": "none" });
+    };
+    let ops: Vec<&str> = fault.ops.iter().map(|op| op.name()).collect();
+    match fault.kind {
+        FaultKind::Fail { status } => {
+            json!({ "mode": "fail", "status": status.as_u16(), "ops": ops })
+        }
+        FaultKind::Hang { delay } => {
+            json!({ "mode": "hang", "delay_ms": delay.as_millis() as u64, "ops": ops })
+        }
+    }
+}
