@@ -35,9 +35,16 @@ impl App {
     /// Builds the state from an already-loaded configuration. Does no network I/O for plain
     /// `mongodb://` URIs, so it also works while the database is down.
     pub async fn new(config: Config) -> Result<Self, StartupError> {
-        let store = Store::connect(&config.mongodb).await.map_err(StartupError::Database)?;
+        let store = Store::connect(&config.mongodb)
+            .await
+            .map_err(StartupError::Database)?;
         let media = Media::new(&config.cloudinary, &config.upload).map_err(StartupError::Media)?;
-        Ok(Self { tokens: TokenKeys::new(&config.tokens), store, media, config })
+        Ok(Self {
+            tokens: TokenKeys::new(&config.tokens),
+            store,
+            media,
+            config,
+        })
     }
 
     /// Loads the configuration from the environment (resolving secret references), builds the
@@ -50,7 +57,10 @@ impl App {
         if let Err(e) = app.store.ready().await {
             tracing::warn!(error = %crate::error::chain(&e), "database not ready at cold start; will retry on the first request");
         }
-        tracing::info!(init_ms = started.elapsed().as_secs_f64() * 1000.0, "cold start complete");
+        tracing::info!(
+            init_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "cold start complete"
+        );
         Ok(app)
     }
 

@@ -58,8 +58,14 @@ pub fn issue(
         exp: now + refresh_ttl.as_secs() as i64,
     };
     Ok(TokenPair {
-        access_token: app.tokens.sign_access(&access).map_err(ApiError::internal)?,
-        refresh_token: app.tokens.sign_refresh(&refresh).map_err(ApiError::internal)?,
+        access_token: app
+            .tokens
+            .sign_access(&access)
+            .map_err(ApiError::internal)?,
+        refresh_token: app
+            .tokens
+            .sign_refresh(&refresh)
+            .map_err(ApiError::internal)?,
         access_ttl,
         refresh_ttl,
     })

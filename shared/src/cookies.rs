@@ -18,7 +18,14 @@ pub fn access(cfg: &CookieConfig, token: String, lifetime: Duration) -> Cookie<'
 }
 
 pub fn refresh(cfg: &CookieConfig, token: String, lifetime: Duration) -> Cookie<'static> {
-    build(cfg, REFRESH_COOKIE, token, REFRESH_COOKIE_PATH, SameSite::Strict, lifetime)
+    build(
+        cfg,
+        REFRESH_COOKIE,
+        token,
+        REFRESH_COOKIE_PATH,
+        SameSite::Strict,
+        lifetime,
+    )
 }
 
 fn build(
@@ -29,7 +36,8 @@ fn build(
     default_same_site: SameSite,
     lifetime: Duration,
 ) -> Cookie<'static> {
-    let max_age = cookie::time::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
+    let max_age =
+        cookie::time::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
     Cookie::build((name, value))
         .http_only(true)
         .secure(cfg.secure)
@@ -45,16 +53,28 @@ mod tests {
 
     #[test]
     fn default_cookies_carry_every_safety_attribute() {
-        let cfg = CookieConfig { secure: true, same_site: None };
+        let cfg = CookieConfig {
+            secure: true,
+            same_site: None,
+        };
         let a = access(&cfg, "a.b.c".into(), Duration::from_secs(900)).to_string();
-        assert_eq!(a, "accessToken=a.b.c; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=900");
+        assert_eq!(
+            a,
+            "accessToken=a.b.c; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=900"
+        );
         let r = refresh(&cfg, "d.e.f".into(), Duration::from_secs(864_000)).to_string();
-        assert_eq!(r, "refreshToken=d.e.f; HttpOnly; SameSite=Strict; Secure; Path=/api/v1/users; Max-Age=864000");
+        assert_eq!(
+            r,
+            "refreshToken=d.e.f; HttpOnly; SameSite=Strict; Secure; Path=/api/v1/users; Max-Age=864000"
+        );
     }
 
     #[test]
     fn local_http_use_can_drop_secure_and_override_same_site() {
-        let cfg = CookieConfig { secure: false, same_site: Some(SameSite::Lax) };
+        let cfg = CookieConfig {
+            secure: false,
+            same_site: Some(SameSite::Lax),
+        };
         let r = refresh(&cfg, "t".into(), Duration::from_secs(60)).to_string();
         assert!(!r.contains("Secure"));
         assert!(r.contains("SameSite=Lax"));

@@ -39,7 +39,10 @@ impl Username {
         if !(3..=30).contains(&len) {
             return Err("Username must be 3 to 30 characters long".into());
         }
-        if !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-_".contains(c)) {
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-_".contains(c))
+        {
             return Err("Username may only contain letters a-z, digits and . _ -".into());
         }
         Ok(Self(s))
@@ -122,10 +125,16 @@ impl Password {
             return Err("Password is required".into());
         }
         if len < Self::MIN_CHARS {
-            return Err(format!("Password must be at least {} characters long", Self::MIN_CHARS));
+            return Err(format!(
+                "Password must be at least {} characters long",
+                Self::MIN_CHARS
+            ));
         }
         if len > Self::MAX_CHARS {
-            return Err(format!("Password must be at most {} characters long", Self::MAX_CHARS));
+            return Err(format!(
+                "Password must be at most {} characters long",
+                Self::MAX_CHARS
+            ));
         }
         Ok(Self(SecretString::from(raw)))
     }
@@ -164,8 +173,15 @@ impl SessionId {
     }
 
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let ok = raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if ok { Ok(Self(raw.to_owned())) } else { Err("not a session id".into()) }
+        let ok = raw.len() == 32
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err("not a session id".into())
+        }
     }
 }
 
@@ -175,28 +191,59 @@ mod tests {
 
     #[test]
     fn usernames_are_trimmed_lowercased_and_restricted_to_a_safe_alphabet() {
-        assert_eq!(Username::parse("  John.Doe_1-x ").expect("valid").as_ref(), "john.doe_1-x");
-        for bad in ["", "ab", &"a".repeat(31), "john doe", "jöhn", "jоhn" /* Cyrillic o */, "jo\u{200b}hn", "a/b", "$gt"] {
+        assert_eq!(
+            Username::parse("  John.Doe_1-x ").expect("valid").as_ref(),
+            "john.doe_1-x"
+        );
+        for bad in [
+            "",
+            "ab",
+            &"a".repeat(31),
+            "john doe",
+            "jöhn",
+            "jоhn", /* Cyrillic o */
+            "jo\u{200b}hn",
+            "a/b",
+            "$gt",
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?} must be rejected");
         }
     }
 
     #[test]
     fn emails_are_lowercased_and_checked_for_syntax_and_length() {
-        assert_eq!(Email::parse(" John@Example.COM ").expect("valid").as_ref(), "john@example.com");
+        assert_eq!(
+            Email::parse(" John@Example.COM ").expect("valid").as_ref(),
+            "john@example.com"
+        );
         let long = format!("{}@example.com", "a".repeat(250));
-        for bad in ["", "plain", "a@", "@b.com", "a b@c.com", "a@localhost", "\"q\"@x.com", long.as_str()] {
+        for bad in [
+            "",
+            "plain",
+            "a@",
+            "@b.com",
+            "a b@c.com",
+            "a@localhost",
+            "\"q\"@x.com",
+            long.as_str(),
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} must be rejected");
         }
     }
 
     #[test]
     fn full_names_are_trimmed_and_bounded() {
-        assert_eq!(FullName::parse("  Ada Lovelace ").expect("valid").as_ref(), "Ada Lovelace");
+        assert_eq!(
+            FullName::parse("  Ada Lovelace ").expect("valid").as_ref(),
+            "Ada Lovelace"
+        );
         assert!(FullName::parse("   ").is_err());
         assert!(FullName::parse(&"x".repeat(101)).is_err());
         assert!(FullName::parse("a\u{0}b").is_err());
-        assert!(FullName::parse(&"é".repeat(100)).is_ok(), "limits count characters, not bytes");
+        assert!(
+            FullName::parse(&"é".repeat(100)).is_ok(),
+            "limits count characters, not bytes"
+        );
     }
 
     #[test]

@@ -98,7 +98,9 @@ impl ApiError {
             Self::Conflict(errors) if errors.len() == 1 => errors[0].message.clone(),
             Self::Conflict(_) => "User with this email or username already exists".to_owned(),
             Self::Upstream(_) => "The image service failed; please try again".to_owned(),
-            Self::Unavailable(_) => "The service is temporarily unavailable; please retry".to_owned(),
+            Self::Unavailable(_) => {
+                "The service is temporarily unavailable; please retry".to_owned()
+            }
             Self::Internal(_) => "Something went wrong on our side".to_owned(),
         }
     }

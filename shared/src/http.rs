@@ -49,14 +49,20 @@ impl Reply {
 const BAD_BASE64_MARKER: &str = "x-videotube-internal-bad-base64";
 
 /// Runs one request through `handler` and renders the envelope. Never panics, never fails.
-pub async fn respond<F>(route: &'static str, req: Request, handler: impl FnOnce(Request) -> F) -> Response<Body>
+pub async fn respond<F>(
+    route: &'static str,
+    req: Request,
+    handler: impl FnOnce(Request) -> F,
+) -> Response<Body>
 where
     F: Future<Output = Result<Reply, ApiError>>,
 {
     let started = Instant::now();
     let request_id = request_id(&req);
     let outcome = if req.headers().contains_key(BAD_BASE64_MARKER) {
-        Err(ApiError::BadRequest("Request body is not valid base64".into()))
+        Err(ApiError::BadRequest(
+            "Request body is not valid base64".into(),
+        ))
     } else if req.method() != http::Method::POST {
         Err(ApiError::MethodNotAllowed)
     } else {
@@ -82,22 +88,24 @@ where
         Err(e) if e.is_server_side() => tracing::error!(
             route, status, latency_ms, request_id, error = %chain(e), "request failed"
         ),
-        Err(e) => tracing::info!(route, status, latency_ms, request_id, reason = %e, "request rejected"),
+        Err(e) => {
+            tracing::info!(route, status, latency_ms, request_id, reason = %e, "request rejected")
+        }
         Ok(_) => tracing::info!(route, status, latency_ms, request_id, "request served"),
     }
     response
 }
 
 fn request_id(req: &Request) -> String {
-    if let Some(ctx) = req.lambda_context_ref() {
-        if !ctx.request_id.is_empty() {
-            return ctx.request_id.clone();
-        }
+    if let Some(ctx) = req.lambda_context_ref()
+        && !ctx.request_id.is_empty()
+    {
+        return ctx.request_id.clone();
     }
-    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
-        if let Some(id) = &ctx.request_id {
-            return id.clone();
-        }
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref()
+        && let Some(id) = &ctx.request_id
+    {
+        return id.clone();
     }
     hex::encode(rand::random::<[u8; 12]>())
 }
@@ -105,8 +113,13 @@ fn request_id(req: &Request) -> String {
 fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let mut response = Response::new(Body::Text(body.to_string()));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -140,10 +153,14 @@ pub fn error_response(e: &ApiError, request_id: &str) -> Response<Body> {
     });
     let mut response = json_response(status, &body);
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }
     if status == StatusCode::METHOD_NOT_ALLOWED {
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
     }
     response
 }
@@ -169,7 +186,10 @@ where
     type Error = S::Error;
     type Future = S::Future;
 
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
         self.0.poll_ready(cx)
     }
 
@@ -191,7 +211,8 @@ fn mark_undecodable_base64(event: &mut LambdaRequest) {
         if undecodable {
             req.body = None;
             req.is_base64_encoded = false;
-            req.headers.insert(BAD_BASE64_MARKER, HeaderValue::from_static("1"));
+            req.headers
+                .insert(BAD_BASE64_MARKER, HeaderValue::from_static("1"));
         }
     }
 }
@@ -207,7 +228,12 @@ pub fn request_from_event(json: &str) -> Result<Request, serde_json::Error> {
 /// The essence of the request's content type, lowercased (`application/json`), if any.
 pub fn content_type(req: &Request) -> Option<String> {
     let raw = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     (!essence.is_empty()).then_some(essence)
 }
 
@@ -246,8 +272,12 @@ fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::BadRequest("Request body must be a JSON object".into())),
-        Err(_) => Err(ApiError::BadRequest("Request body is not valid JSON".into())),
+        Ok(_) => Err(ApiError::BadRequest(
+            "Request body must be a JSON object".into(),
+        )),
+        Err(_) => Err(ApiError::BadRequest(
+            "Request body is not valid JSON".into(),
+        )),
     }
 }
 
@@ -261,16 +291,26 @@ fn parse_urlencoded(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
             repeated.push(crate::error::FieldError::new(k, "must be given only once"));
         }
     }
-    if repeated.is_empty() { Ok(map) } else { Err(ApiError::Validation(repeated)) }
+    if repeated.is_empty() {
+        Ok(map)
+    } else {
+        Err(ApiError::Validation(repeated))
+    }
 }
 
 /// Takes an optional string field: absent or null is `None`; any other non-string (a number, an
 /// object such as `{"$gt": ""}`) is a field error, so nothing but a string ever reaches a query.
-pub fn take_string(fields: &mut Map<String, Value>, name: &str) -> Result<Option<String>, crate::error::FieldError> {
+pub fn take_string(
+    fields: &mut Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, crate::error::FieldError> {
     match fields.remove(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(crate::error::FieldError::new(name, format!("{name} must be a string"))),
+        Some(_) => Err(crate::error::FieldError::new(
+            name,
+            format!("{name} must be a string"),
+        )),
     }
 }
 
@@ -301,10 +341,15 @@ mod tests {
     #[tokio::test]
     async fn the_error_envelope_carries_status_message_errors_and_request_id() {
         let req = post(None, "");
-        let resp = respond("t", req, |_| async { Err(ApiError::validation("email", "Email is invalid")) }).await;
+        let resp = respond("t", req, |_| async {
+            Err(ApiError::validation("email", "Email is invalid"))
+        })
+        .await;
         assert_eq!(resp.status(), 400);
         assert_eq!(resp.headers()["content-type"], "application/json");
-        let Body::Text(text) = resp.body() else { panic!("text body") };
+        let Body::Text(text) = resp.body() else {
+            panic!("text body")
+        };
         let v: Value = serde_json::from_str(text).expect("json");
         assert_eq!(v["statusCode"], 400);
         assert_eq!(v["success"], false);
@@ -317,24 +362,41 @@ mod tests {
     async fn a_panicking_handler_becomes_a_json_500_without_detail() {
         let resp = respond("t", post(None, ""), |_| async { panic!("secret detail") }).await;
         assert_eq!(resp.status(), 500);
-        let Body::Text(text) = resp.body() else { panic!("text body") };
+        let Body::Text(text) = resp.body() else {
+            panic!("text body")
+        };
         assert!(!text.contains("secret detail"));
         assert!(text.contains("\"statusCode\":500"));
     }
 
     #[tokio::test]
     async fn non_post_methods_are_405_in_the_envelope() {
-        let req = http::Request::builder().method("GET").uri("/x").body(Body::Empty).expect("req");
-        let resp = respond("t", req, |_| async { Ok(Reply::new(StatusCode::OK, (), "ok")) }).await;
+        let req = http::Request::builder()
+            .method("GET")
+            .uri("/x")
+            .body(Body::Empty)
+            .expect("req");
+        let resp = respond("t", req, |_| async {
+            Ok(Reply::new(StatusCode::OK, (), "ok"))
+        })
+        .await;
         assert_eq!(resp.status(), 405);
         assert_eq!(resp.headers()["allow"], "POST");
     }
 
     #[test]
     fn fields_are_read_from_json_and_urlencoded_bodies() {
-        let m = read_fields(&post(Some("application/json; charset=utf-8"), r#"{"a":"1"}"#), 100).expect("json");
+        let m = read_fields(
+            &post(Some("application/json; charset=utf-8"), r#"{"a":"1"}"#),
+            100,
+        )
+        .expect("json");
         assert_eq!(m["a"], "1");
-        let m = read_fields(&post(Some("application/x-www-form-urlencoded"), "a=1&b=%20x"), 100).expect("form");
+        let m = read_fields(
+            &post(Some("application/x-www-form-urlencoded"), "a=1&b=%20x"),
+            100,
+        )
+        .expect("form");
         assert_eq!(m["b"], " x");
     }
 
@@ -345,7 +407,10 @@ mod tests {
             (post(Some("application/json"), "[1]"), 400),
             (post(Some("text/plain"), "a=1"), 415),
             (post(None, "a=1"), 415),
-            (post(Some("application/x-www-form-urlencoded"), "a=1&a=2"), 400),
+            (
+                post(Some("application/x-www-form-urlencoded"), "a=1&a=2"),
+                400,
+            ),
             (post(Some("application/json"), &"x".repeat(101)), 413),
         ];
         for (req, status) in cases {
@@ -360,7 +425,10 @@ mod tests {
             .header("cookie", "a=1; refreshToken=abc.def")
             .body(Body::Empty)
             .expect("req");
-        assert_eq!(cookie_value(&req, "refreshToken").as_deref(), Some("abc.def"));
+        assert_eq!(
+            cookie_value(&req, "refreshToken").as_deref(),
+            Some("abc.def")
+        );
         assert_eq!(cookie_value(&req, "missing"), None);
     }
 }

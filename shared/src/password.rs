@@ -49,7 +49,10 @@ fn zeroizing(s: &str) -> secrecy::SecretString {
 fn hash_blocking(password: &secrecy::SecretString) -> Result<String, PasswordError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
-        .hash_password(secrecy::ExposeSecret::expose_secret(password).as_bytes(), &salt)
+        .hash_password(
+            secrecy::ExposeSecret::expose_secret(password).as_bytes(),
+            &salt,
+        )
         .map(|h| h.to_string())
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
@@ -75,7 +78,9 @@ fn verify_blocking(password: &str, stored: &str) -> Verdict {
         return Verdict::Mismatch;
     };
     match Argon2::default().verify_password(password.as_bytes(), &parsed) {
-        Ok(()) => Verdict::Match { needs_rehash: is_weaker_than_current(&parsed) },
+        Ok(()) => Verdict::Match {
+            needs_rehash: is_weaker_than_current(&parsed),
+        },
         Err(_) => Verdict::Mismatch,
     }
 }
@@ -104,13 +109,24 @@ mod tests {
     async fn a_hash_verifies_its_own_password_only() {
         let h = hash(&pw("correct horse")).await.expect("hash");
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert_eq!(verify("correct horse", Some(&h)).await.expect("verify"), Verdict::Match { needs_rehash: false });
-        assert_eq!(verify("wrong horse!", Some(&h)).await.expect("verify"), Verdict::Mismatch);
+        assert_eq!(
+            verify("correct horse", Some(&h)).await.expect("verify"),
+            Verdict::Match {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            verify("wrong horse!", Some(&h)).await.expect("verify"),
+            Verdict::Mismatch
+        );
     }
 
     #[tokio::test]
     async fn an_unknown_user_never_matches_even_with_the_dummy_password() {
-        assert_eq!(verify("anything at all", None).await.expect("verify"), Verdict::Mismatch);
+        assert_eq!(
+            verify("anything at all", None).await.expect("verify"),
+            Verdict::Mismatch
+        );
     }
 
     #[test]
@@ -118,7 +134,10 @@ mod tests {
         let parsed = PasswordHash::new(DUMMY_HASH).expect("dummy parses");
         let p = argon2::Params::try_from(&parsed).expect("params");
         let d = argon2::Params::default();
-        assert_eq!((p.m_cost(), p.t_cost(), p.p_cost()), (d.m_cost(), d.t_cost(), d.p_cost()));
+        assert_eq!(
+            (p.m_cost(), p.t_cost(), p.p_cost()),
+            (d.m_cost(), d.t_cost(), d.p_cost())
+        );
         assert_eq!(parsed.algorithm, argon2::Algorithm::Argon2id.ident());
     }
 
@@ -130,11 +149,27 @@ mod tests {
             argon2::Params::new(4096, 1, 1, None).expect("params"),
         );
         let salt = SaltString::generate(&mut OsRng);
-        let h = weak.hash_password(b"correct horse", &salt).expect("hash").to_string();
-        assert_eq!(verify_blocking("correct horse", &h), Verdict::Match { needs_rehash: true });
-        let argon2i = Argon2::new(argon2::Algorithm::Argon2i, argon2::Version::V0x13, argon2::Params::default());
-        let h = argon2i.hash_password(b"correct horse", &salt).expect("hash").to_string();
-        assert_eq!(verify_blocking("correct horse", &h), Verdict::Match { needs_rehash: true });
+        let h = weak
+            .hash_password(b"correct horse", &salt)
+            .expect("hash")
+            .to_string();
+        assert_eq!(
+            verify_blocking("correct horse", &h),
+            Verdict::Match { needs_rehash: true }
+        );
+        let argon2i = Argon2::new(
+            argon2::Algorithm::Argon2i,
+            argon2::Version::V0x13,
+            argon2::Params::default(),
+        );
+        let h = argon2i
+            .hash_password(b"correct horse", &salt)
+            .expect("hash")
+            .to_string();
+        assert_eq!(
+            verify_blocking("correct horse", &h),
+            Verdict::Match { needs_rehash: true }
+        );
     }
 
     #[test]

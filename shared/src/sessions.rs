@@ -81,7 +81,10 @@ pub async fn create(
 }
 
 fn after(t: DateTime, d: Duration) -> DateTime {
-    DateTime::from_millis(t.timestamp_millis().saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+    DateTime::from_millis(
+        t.timestamp_millis()
+            .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
+    )
 }
 
 /// Why a refresh token was refused after its signature checked out.
@@ -125,13 +128,18 @@ pub async fn rotate(
         return Ok(Ok(session));
     }
     // Nothing matched: find out why. Only this rare path pays a second round trip.
-    let Some(session) = store.sessions.find_one(doc! {"_id": sid.as_ref(), "userId": user.0}).await? else {
+    let Some(session) = store
+        .sessions
+        .find_one(doc! {"_id": sid.as_ref(), "userId": user.0})
+        .await?
+    else {
         return Ok(Err(Refusal::Unknown));
     };
     if session.revoked_at.is_some() || session.expires_at <= now {
         return Ok(Err(Refusal::Ended));
     }
-    let grace_start = DateTime::from_millis(now.timestamp_millis() - reuse_grace.as_millis() as i64);
+    let grace_start =
+        DateTime::from_millis(now.timestamp_millis() - reuse_grace.as_millis() as i64);
     let just_rotated = session.previous_token_hash.as_deref() == Some(old.as_str())
         && session.rotated_at.is_some_and(|t| t > grace_start);
     if just_rotated {
@@ -145,7 +153,10 @@ pub async fn rotate(
 pub async fn revoke(store: &Store, sid: &SessionId) -> Result<(), StoreError> {
     store
         .sessions
-        .update_one(doc! {"_id": sid.as_ref(), "revokedAt": null}, doc! {"$set": {"revokedAt": DateTime::now()}})
+        .update_one(
+            doc! {"_id": sid.as_ref(), "revokedAt": null},
+            doc! {"$set": {"revokedAt": DateTime::now()}},
+        )
         .await?;
     Ok(())
 }
@@ -157,7 +168,10 @@ mod tests {
     #[test]
     fn token_hashes_are_sha256_hex_and_never_the_input() {
         let h = token_hash("abc");
-        assert_eq!(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            h,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert!(!h.contains("abc"));
     }
 }

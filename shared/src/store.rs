@@ -90,7 +90,8 @@ impl Store {
         let mut opts = ClientOptions::parse(cfg.uri.expose_secret()).await?;
         opts.server_selection_timeout = Some(cfg.server_selection_timeout);
         opts.connect_timeout = Some(cfg.connect_timeout);
-        opts.app_name.get_or_insert_with(|| "videotube-auth".to_owned());
+        opts.app_name
+            .get_or_insert_with(|| "videotube-auth".to_owned());
         // Idle sockets die when a Lambda sandbox freezes; recycle them rather than trust them.
         opts.max_idle_time = Some(Duration::from_secs(60));
         let client = Client::with_options(opts)?;
@@ -108,23 +109,39 @@ impl Store {
 
     /// Ensures the indexes exist, once per process; retried on the next call after a failure.
     pub async fn ready(&self) -> Result<&Self, StoreError> {
-        self.indexes.get_or_try_init(|| self.create_indexes()).await?;
+        self.indexes
+            .get_or_try_init(|| self.create_indexes())
+            .await?;
         Ok(self)
     }
 
     async fn create_indexes(&self) -> Result<(), StoreError> {
-        let unique = |name: &str| IndexOptions::builder().unique(true).name(name.to_owned()).build();
-        self.users
-            .create_indexes([
-                IndexModel::builder().keys(doc! {"username": 1}).options(unique("username_unique")).build(),
-                IndexModel::builder().keys(doc! {"email": 1}).options(unique("email_unique")).build(),
-            ])
-            .await?;
+        let unique = |name: &str| {
+            IndexOptions::builder()
+                .unique(true)
+                .name(name.to_owned())
+                .build()
+        };
+        // One index per command: FerretDB 1.24 (the local stand-in for Atlas) drops the
+        // connection on a createIndexes that names several indexes of a new collection.
+        for (field, name) in [("username", "username_unique"), ("email", "email_unique")] {
+            let model = IndexModel::builder()
+                .keys(doc! {field: 1})
+                .options(unique(name))
+                .build();
+            self.users.create_index(model).await?;
+        }
         self.sessions
             .create_index(IndexModel::builder().keys(doc! {"userId": 1}).build())
             .await?;
-        let ttl = IndexOptions::builder().expire_after(Duration::ZERO).name("expiresAt_ttl".to_owned()).build();
-        let ttl_index = IndexModel::builder().keys(doc! {"expiresAt": 1}).options(ttl).build();
+        let ttl = IndexOptions::builder()
+            .expire_after(Duration::ZERO)
+            .name("expiresAt_ttl".to_owned())
+            .build();
+        let ttl_index = IndexModel::builder()
+            .keys(doc! {"expiresAt": 1})
+            .options(ttl)
+            .build();
         if let Err(e) = self.sessions.create_index(ttl_index).await {
             let e = StoreError::from(e);
             if matches!(e, StoreError::Unavailable(_)) {

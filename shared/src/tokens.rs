@@ -132,7 +132,10 @@ pub fn new_jti() -> String {
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -155,7 +158,13 @@ mod tests {
 
     fn refresh_claims(exp_in: i64) -> RefreshClaims {
         let now = now_secs();
-        RefreshClaims { sub: "u".into(), sid: "s".into(), jti: new_jti(), iat: now, exp: now + exp_in }
+        RefreshClaims {
+            sub: "u".into(),
+            sid: "s".into(),
+            jti: new_jti(),
+            iat: now,
+            exp: now + exp_in,
+        }
     }
 
     fn b64(s: &str) -> String {
@@ -212,11 +221,24 @@ mod tests {
             // alg none, in several spellings, with and without a signature
             format!("{}.{payload}.", b64(r#"{"alg":"none","typ":"rt+jwt"}"#)),
             format!("{}.{payload}.", b64(r#"{"alg":"NONE","typ":"rt+jwt"}"#)),
-            format!("{}.{payload}.{}", b64(r#"{"alg":"None","typ":"rt+jwt"}"#), parts[2]),
+            format!(
+                "{}.{payload}.{}",
+                b64(r#"{"alg":"None","typ":"rt+jwt"}"#),
+                parts[2]
+            ),
             // another algorithm in the header
-            format!("{}.{payload}.{}", b64(r#"{"alg":"HS512","typ":"rt+jwt"}"#), parts[2]),
+            format!(
+                "{}.{payload}.{}",
+                b64(r#"{"alg":"HS512","typ":"rt+jwt"}"#),
+                parts[2]
+            ),
             // tampered payload
-            format!("{}.{}.{}", parts[0], b64(r#"{"sub":"admin","sid":"s","jti":"j","iat":1,"exp":9999999999}"#), parts[2]),
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                b64(r#"{"sub":"admin","sid":"s","jti":"j","iat":1,"exp":9999999999}"#),
+                parts[2]
+            ),
             // wrong types of claims, correctly signed below
             "garbage".to_owned(),
             String::new(),
@@ -227,24 +249,57 @@ mod tests {
         }
         let mut h = Header::new(Algorithm::HS384);
         h.typ = Some(REFRESH_TYP.into());
-        let hs384 = jsonwebtoken::encode(&h, &refresh_claims(60), &EncodingKey::from_secret("r".repeat(32).as_bytes())).expect("sign");
+        let hs384 = jsonwebtoken::encode(
+            &h,
+            &refresh_claims(60),
+            &EncodingKey::from_secret("r".repeat(32).as_bytes()),
+        )
+        .expect("sign");
         assert!(keys.verify_refresh(&hs384).is_err(), "HS384 is not HS256");
-        let wrong_secret = TokenKeys::new(&TokenConfig { refresh_secret: SecretString::from("z".repeat(32)), ..cfg() });
-        assert!(keys.verify_refresh(&wrong_secret.sign_refresh(&refresh_claims(60)).expect("sign")).is_err());
+        let wrong_secret = TokenKeys::new(&TokenConfig {
+            refresh_secret: SecretString::from("z".repeat(32)),
+            ..cfg()
+        });
+        assert!(
+            keys.verify_refresh(
+                &wrong_secret
+                    .sign_refresh(&refresh_claims(60))
+                    .expect("sign")
+            )
+            .is_err()
+        );
         let mut h = Header::new(Algorithm::HS256);
         h.typ = Some(REFRESH_TYP.into());
-        let typed_wrong = serde_json::json!({"sub": 5, "sid": "s", "jti": "j", "iat": 1, "exp": now_secs() + 60});
-        let t = jsonwebtoken::encode(&h, &typed_wrong, &EncodingKey::from_secret("r".repeat(32).as_bytes())).expect("sign");
+        let typed_wrong =
+            serde_json::json!({"sub": 5, "sid": "s", "jti": "j", "iat": 1, "exp": now_secs() + 60});
+        let t = jsonwebtoken::encode(
+            &h,
+            &typed_wrong,
+            &EncodingKey::from_secret("r".repeat(32).as_bytes()),
+        )
+        .expect("sign");
         assert!(keys.verify_refresh(&t).is_err(), "sub must be a string");
-        let missing_sid = serde_json::json!({"sub": "u", "jti": "j", "iat": 1, "exp": now_secs() + 60});
-        let t = jsonwebtoken::encode(&h, &missing_sid, &EncodingKey::from_secret("r".repeat(32).as_bytes())).expect("sign");
+        let missing_sid =
+            serde_json::json!({"sub": "u", "jti": "j", "iat": 1, "exp": now_secs() + 60});
+        let t = jsonwebtoken::encode(
+            &h,
+            &missing_sid,
+            &EncodingKey::from_secret("r".repeat(32).as_bytes()),
+        )
+        .expect("sign");
         assert!(keys.verify_refresh(&t).is_err(), "sid is required");
     }
 
     #[test]
     fn token_ids_are_unique_and_128_bits() {
         let a = new_jti();
-        assert_eq!(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&a).expect("b64").len(), 16);
+        assert_eq!(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&a)
+                .expect("b64")
+                .len(),
+            16
+        );
         assert_ne!(a, new_jti());
     }
 }

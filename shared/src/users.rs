@@ -28,7 +28,11 @@ pub struct UserDoc {
     #[serde(rename = "fullName")]
     pub full_name: String,
     pub avatar: ImageRef,
-    #[serde(rename = "coverImage", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "coverImage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cover_image: Option<ImageRef>,
     #[serde(rename = "watchHistory", default)]
     pub watch_history: Vec<ObjectId>,
@@ -68,7 +72,11 @@ impl From<&UserDoc> for PublicUser {
             email: u.email.clone(),
             full_name: u.full_name.clone(),
             avatar: u.avatar.url.clone(),
-            cover_image: u.cover_image.as_ref().map(|c| c.url.clone()).unwrap_or_default(),
+            cover_image: u
+                .cover_image
+                .as_ref()
+                .map(|c| c.url.clone())
+                .unwrap_or_default(),
             watch_history: u.watch_history.iter().map(|id| id.to_hex()).collect(),
             created_at: iso_millis(u.created_at),
             updated_at: iso_millis(u.updated_at),
@@ -79,7 +87,9 @@ impl From<&UserDoc> for PublicUser {
 /// RFC 3339 in UTC with milliseconds, as JavaScript's `toISOString` (and so Mongoose) renders.
 pub fn iso_millis(t: DateTime) -> String {
     let ms = t.timestamp_millis();
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|d| d.format(&fmt).ok())
@@ -136,14 +146,22 @@ pub async fn find_for_login(store: &Store, id: &Identifier) -> Result<Option<Use
 }
 
 /// Whether the username or the email is already taken, as field errors for a 409.
-pub async fn taken(store: &Store, username: &Username, email: &Email) -> Result<Vec<&'static str>, StoreError> {
+pub async fn taken(
+    store: &Store,
+    username: &Username,
+    email: &Email,
+) -> Result<Vec<&'static str>, StoreError> {
     let filter = doc! {"$or": [{"username": username.as_ref()}, {"email": email.as_ref()}]};
     let users = store.users.clone_with_type::<mongodb::bson::Document>();
-    let mut cursor = users.find(filter).projection(doc! {"username": 1, "email": 1}).await?;
+    let mut cursor = users
+        .find(filter)
+        .projection(doc! {"username": 1, "email": 1})
+        .await?;
     let mut fields = Vec::new();
     while cursor.advance().await? {
         let raw = cursor.current();
-        if raw.get_str("username").ok() == Some(username.as_ref()) && !fields.contains(&"username") {
+        if raw.get_str("username").ok() == Some(username.as_ref()) && !fields.contains(&"username")
+        {
             fields.push("username");
         }
         if raw.get_str("email").ok() == Some(email.as_ref()) && !fields.contains(&"email") {
@@ -156,7 +174,10 @@ pub async fn taken(store: &Store, username: &Username, email: &Email) -> Result<
 pub async fn set_password_hash(store: &Store, id: UserId, hash: &str) -> Result<(), StoreError> {
     store
         .users
-        .update_one(doc! {"_id": id.0}, doc! {"$set": {"passwordHash": hash, "updatedAt": DateTime::now()}})
+        .update_one(
+            doc! {"_id": id.0},
+            doc! {"$set": {"passwordHash": hash, "updatedAt": DateTime::now()}},
+        )
         .await?;
     Ok(())
 }
@@ -167,7 +188,13 @@ mod tests {
 
     #[test]
     fn timestamps_render_like_javascript_to_iso_string() {
-        assert_eq!(iso_millis(DateTime::from_millis(0)), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso_millis(DateTime::from_millis(1_700_000_000_123)), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            iso_millis(DateTime::from_millis(0)),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            iso_millis(DateTime::from_millis(1_700_000_000_123)),
+            "2023-11-14T22:13:20.123Z"
+        );
     }
 }

@@ -61,7 +61,10 @@ pub fn test_vars(services: &Services) -> HashMap<String, String> {
         ("REFRESH_TOKEN_SECRET", secret()),
         ("CLOUDINARY_CLOUD_NAME", format!("cloud{suffix}")),
         ("CLOUDINARY_API_KEY", services.cloudinary_api_key.clone()),
-        ("CLOUDINARY_API_SECRET", services.cloudinary_api_secret.clone()),
+        (
+            "CLOUDINARY_API_SECRET",
+            services.cloudinary_api_secret.clone(),
+        ),
         ("CLOUDINARY_API_BASE", services.cloudinary_api_base.clone()),
         ("CLOUDINARY_TIMEOUT", "3s".to_owned()),
         ("UPLOAD_TMP_DIR", staging.display().to_string()),
@@ -96,9 +99,17 @@ impl TestApp {
         }
         let config = Config::from_vars(&vars).expect("test configuration is valid");
         let app = App::new(config).await.expect("app builds");
-        let client = mongodb::Client::with_uri_str(&services.mongodb_uri).await.expect("assertion client");
+        let client = mongodb::Client::with_uri_str(&vars["MONGODB_URI"])
+            .await
+            .expect("assertion client");
         let db = client.database(&vars["MONGODB_DB"]);
-        Self { app: Box::leak(Box::new(app)), vars, services, http: reqwest::Client::new(), db }
+        Self {
+            app: Box::leak(Box::new(app)),
+            vars,
+            services,
+            http: reqwest::Client::new(),
+            db,
+        }
     }
 
     pub fn var(&self, name: &str) -> &str {
@@ -114,38 +125,81 @@ impl TestApp {
     }
 
     pub async fn count(&self, collection: &str) -> u64 {
-        self.db.collection::<mongodb::bson::Document>(collection).count_documents(doc! {}).await.expect("count documents")
+        self.db
+            .collection::<mongodb::bson::Document>(collection)
+            .count_documents(doc! {})
+            .await
+            .expect("count documents")
     }
 
-    pub async fn find_one(&self, collection: &str, filter: mongodb::bson::Document) -> Option<mongodb::bson::Document> {
-        self.db.collection::<mongodb::bson::Document>(collection).find_one(filter).await.expect("find one")
+    pub async fn find_one(
+        &self,
+        collection: &str,
+        filter: mongodb::bson::Document,
+    ) -> Option<mongodb::bson::Document> {
+        self.db
+            .collection::<mongodb::bson::Document>(collection)
+            .find_one(filter)
+            .await
+            .expect("find one")
     }
 
     /// The images the stand-in holds for this test's cloud.
     pub async fn stored_images(&self) -> Vec<Value> {
-        let url = format!("{}/__standin/{}/assets", self.services.cloudinary_api_base, self.cloud());
-        let v: Value = self.http.get(url).send().await.expect("stand-in reachable").json().await.expect("json");
+        let url = format!(
+            "{}/__standin/{}/assets",
+            self.services.cloudinary_api_base,
+            self.cloud()
+        );
+        let v: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .expect("stand-in reachable")
+            .json()
+            .await
+            .expect("json");
         v.as_array().cloned().unwrap_or_default()
     }
 
     /// Switches the stand-in's fault mode for this test's cloud, e.g. `{"mode":"fail","status":500}`.
     pub async fn set_fault(&self, fault: Value) {
-        let url = format!("{}/__standin/{}/fault", self.services.cloudinary_api_base, self.cloud());
-        let r = self.http.post(url).json(&fault).send().await.expect("stand-in reachable");
-        assert!(r.status().is_success(), "stand-in refused the fault setting");
+        let url = format!(
+            "{}/__standin/{}/fault",
+            self.services.cloudinary_api_base,
+            self.cloud()
+        );
+        let r = self
+            .http
+            .post(url)
+            .json(&fault)
+            .send()
+            .await
+            .expect("stand-in reachable");
+        assert!(
+            r.status().is_success(),
+            "stand-in refused the fault setting"
+        );
     }
 
     /// Files left in the staging directory (must be none after any request).
     pub fn staged_files(&self) -> Vec<String> {
         std::fs::read_dir(self.staging_dir())
-            .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
 
 /// A POST request with a body and content type, as API Gateway would hand it over.
 pub fn post(path: &str, content_type: Option<&str>, body: impl Into<Body>) -> Request {
-    let mut b = http::Request::builder().method("POST").uri(format!("https://api.example.com{path}"));
+    let mut b = http::Request::builder()
+        .method("POST")
+        .uri(format!("https://api.example.com{path}"));
     if let Some(ct) = content_type {
         b = b.header("content-type", ct);
     }
@@ -165,8 +219,11 @@ pub fn with_cookie(mut req: Request, name: &str, value: &str) -> Request {
 
 /// Loads an event file from `events/` at the workspace root and converts it as the runtime does.
 pub fn event(name: &str) -> Request {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events").join(name);
-    let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(name);
+    let json =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     shared::http::request_from_event(&json).expect("event parses")
 }
 
@@ -177,12 +234,28 @@ pub fn envelope(resp: &Response<Body>, expected_status: u16) -> Value {
         Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
         _ => String::new(),
     };
-    assert_eq!(resp.status().as_u16(), expected_status, "unexpected status; body: {text}");
-    assert_eq!(resp.headers().get("content-type").map(|v| v.to_str().unwrap_or("")), Some("application/json"));
-    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"));
-    assert_eq!(v["statusCode"], expected_status, "statusCode must equal the HTTP status");
+    assert_eq!(
+        resp.status().as_u16(),
+        expected_status,
+        "unexpected status; body: {text}"
+    );
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or("")),
+        Some("application/json")
+    );
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"));
+    assert_eq!(
+        v["statusCode"], expected_status,
+        "statusCode must equal the HTTP status"
+    );
     assert_eq!(v["success"], expected_status < 400);
-    assert!(v.get("message").is_some_and(Value::is_string), "message is a string");
+    assert!(
+        v.get("message").is_some_and(Value::is_string),
+        "message is a string"
+    );
     if expected_status >= 400 {
         assert_eq!(v["data"], Value::Null);
         assert!(v["errors"].is_array());
@@ -203,3 +276,43 @@ pub fn set_cookies(resp: &Response<Body>) -> Vec<cookie::Cookie<'static>> {
 
 /// A strong password that passes validation.
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Inserts a user with `password` hashed as registration would, straight into `db`.
+pub async fn seed_user(
+    db: &mongodb::Database,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> shared::users::UserDoc {
+    use shared::{domain::*, store::Store, users};
+    let store = Store::from_database(db.clone());
+    let store = store.ready().await.expect("indexes");
+    let hash = shared::password::rehash(password).await.expect("hash");
+    let id = users::insert(
+        store,
+        users::NewUser {
+            username: Username::parse(username).expect("valid username"),
+            email: Email::parse(email).expect("valid email"),
+            full_name: FullName::parse("Test User").expect("valid name"),
+            avatar: users::ImageRef {
+                url: "https://res.cloudinary.com/demo/image/upload/avatar.png".into(),
+                public_id: "avatar".into(),
+            },
+            cover_image: None,
+            password_hash: hash,
+        },
+    )
+    .await
+    .expect("insert user");
+    users::find_by_id(store, id)
+        .await
+        .expect("read back")
+        .expect("user exists")
+}
+
+impl TestApp {
+    /// A user with [`PASSWORD`] in this test's database.
+    pub async fn seed_user(&self, username: &str, email: &str) -> shared::users::UserDoc {
+        seed_user(&self.db, username, email, PASSWORD).await
+    }
+}

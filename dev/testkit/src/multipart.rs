@@ -4,7 +4,12 @@ pub const BOUNDARY: &str = "----videotubeTestBoundary7MA4YWxkTrZu0gW";
 /// One part of a form.
 pub enum Part {
     Text(&'static str, String),
-    File { name: &'static str, filename: String, content_type: String, bytes: Vec<u8> },
+    File {
+        name: &'static str,
+        filename: String,
+        content_type: String,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Part {
@@ -13,7 +18,12 @@ impl Part {
     }
 
     pub fn file(name: &'static str, filename: &str, content_type: &str, bytes: Vec<u8>) -> Self {
-        Self::File { name, filename: filename.to_owned(), content_type: content_type.to_owned(), bytes }
+        Self::File {
+            name,
+            filename: filename.to_owned(),
+            content_type: content_type.to_owned(),
+            bytes,
+        }
     }
 }
 
@@ -24,10 +34,17 @@ pub fn body(parts: &[Part]) -> Vec<u8> {
         out.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
         match p {
             Part::Text(name, value) => {
-                out.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes());
+                out.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+                );
                 out.extend_from_slice(value.as_bytes());
             }
-            Part::File { name, filename, content_type, bytes } => {
+            Part::File {
+                name,
+                filename,
+                content_type,
+                bytes,
+            } => {
                 out.extend_from_slice(
                     format!(
                         "Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
@@ -63,7 +80,9 @@ pub fn png(w: u32, h: u32, min_bytes: usize) -> Vec<u8> {
     ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit greyscale
     chunk(&mut out, b"IHDR", &ihdr);
     // Uncompressed deflate (stored blocks) of `h` rows of filter byte + `w` zero pixels.
-    let raw: Vec<u8> = (0..h).flat_map(|_| std::iter::once(0u8).chain(std::iter::repeat_n(0u8, w as usize))).collect();
+    let raw: Vec<u8> = (0..h)
+        .flat_map(|_| std::iter::once(0u8).chain(std::iter::repeat_n(0u8, w as usize)))
+        .collect();
     let mut z = vec![0x78, 0x01];
     let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
     for (i, b) in blocks.iter().enumerate() {
@@ -87,7 +106,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

@@ -15,10 +15,18 @@ pub struct PrivateDatabase {
 
 impl PrivateDatabase {
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let data = std::env::temp_dir().join(format!("videotube-private-db-{}", crate::random_suffix()));
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let data =
+            std::env::temp_dir().join(format!("videotube-private-db-{}", crate::random_suffix()));
         std::fs::create_dir_all(&data).expect("data dir");
-        let mut db = Self { port, data, child: None };
+        let mut db = Self {
+            port,
+            data,
+            child: None,
+        };
         db.resume();
         db
     }

@@ -7,7 +7,7 @@
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::json;
 use shared::{
-    App, ApiError, FieldError, auth,
+    ApiError, App, FieldError, auth,
     domain::{Email, Password, UserId, Username},
     http::{self, Reply, read_fields, take_string},
     password::{self, Verdict},
@@ -33,16 +33,25 @@ struct Credentials {
 fn parse(req: &Request) -> Result<Credentials, ApiError> {
     let mut fields = read_fields(req, MAX_BODY_BYTES)?;
     let mut errors = Vec::new();
-    let mut take = |name: &str| take_string(&mut fields, name).unwrap_or_else(|e| {
-        errors.push(e);
-        None
-    });
-    let username = take("username").map(|u| Username::normalise_for_lookup(&u)).filter(|u| !u.is_empty());
-    let email = take("email").map(|e| Email::normalise_for_lookup(&e)).filter(|e| !e.is_empty());
+    let mut take = |name: &str| {
+        take_string(&mut fields, name).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
+    };
+    let username = take("username")
+        .map(|u| Username::normalise_for_lookup(&u))
+        .filter(|u| !u.is_empty());
+    let email = take("email")
+        .map(|e| Email::normalise_for_lookup(&e))
+        .filter(|e| !e.is_empty());
     let password = take("password");
     for (field, value) in [("username", &username), ("email", &email)] {
         if value.as_ref().is_some_and(|v| v.chars().count() > 254) {
-            errors.push(FieldError::new(field, format!("{field} must be at most 254 characters long")));
+            errors.push(FieldError::new(
+                field,
+                format!("{field} must be at most 254 characters long"),
+            ));
         }
     }
     let identifier = match (username, email) {
@@ -50,7 +59,10 @@ fn parse(req: &Request) -> Result<Credentials, ApiError> {
         (Some(u), None) => Some(Identifier::Username(u)),
         (None, Some(e)) => Some(Identifier::Email(e)),
         (None, None) => {
-            if !errors.iter().any(|e| e.field == "username" || e.field == "email") {
+            if !errors
+                .iter()
+                .any(|e| e.field == "username" || e.field == "email")
+            {
                 errors.push(FieldError::new("username", "username or email is required"));
             }
             None
@@ -60,12 +72,18 @@ fn parse(req: &Request) -> Result<Credentials, ApiError> {
         None | Some("") => errors.push(FieldError::new("password", "Password is required")),
         Some(p) if p.chars().count() > Password::MAX_CHARS => errors.push(FieldError::new(
             "password",
-            format!("Password must be at most {} characters long", Password::MAX_CHARS),
+            format!(
+                "Password must be at most {} characters long",
+                Password::MAX_CHARS
+            ),
         )),
         Some(_) => {}
     }
     match (identifier, password) {
-        (Some(identifier), Some(password)) if errors.is_empty() => Ok(Credentials { identifier, password }),
+        (Some(identifier), Some(password)) if errors.is_empty() => Ok(Credentials {
+            identifier,
+            password,
+        }),
         _ => Err(ApiError::Validation(errors)),
     }
 }
@@ -75,9 +93,12 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
     let creds = parse(&req)?;
     let store = app.store().await?;
     let user = users::find_for_login(store, &creds.identifier).await?;
-    let verdict = password::verify(&creds.password, user.as_ref().map(|u| u.password_hash.as_str()))
-        .await
-        .map_err(ApiError::internal)?;
+    let verdict = password::verify(
+        &creds.password,
+        user.as_ref().map(|u| u.password_hash.as_str()),
+    )
+    .await
+    .map_err(ApiError::internal)?;
     let (user, needs_rehash) = match (user, verdict) {
         (Some(user), Verdict::Match { needs_rehash }) => (user, needs_rehash),
         _ => return Err(ApiError::Unauthorized(INVALID_CREDENTIALS)),
@@ -94,17 +115,37 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
             Err(e) => tracing::warn!(error = %e, "could not upgrade the password hash"),
         }
     }
-    let claims = UserClaims { username: user.username.clone(), email: user.email.clone(), full_name: user.full_name.clone() };
+    let claims = UserClaims {
+        username: user.username.clone(),
+        email: user.email.clone(),
+        full_name: user.full_name.clone(),
+    };
     let jti = new_jti();
-    let session = sessions::create(store, user_id, claims.clone(), &jti, app.config.tokens.session_max_age).await?;
-    let pair = auth::issue(app, &user_id.to_string(), &claims, &session.id, &jti, session.expires_at)?;
+    let session = sessions::create(
+        store,
+        user_id,
+        claims.clone(),
+        &jti,
+        app.config.tokens.session_max_age,
+    )
+    .await?;
+    let pair = auth::issue(
+        app,
+        &user_id.to_string(),
+        &claims,
+        &session.id,
+        &jti,
+        session.expires_at,
+    )?;
     let [access_cookie, refresh_cookie] = pair.cookies(app);
     let data = json!({
         "user": PublicUser::from(&user),
         "accessToken": pair.access_token,
         "refreshToken": pair.refresh_token,
     });
-    Ok(Reply::new(StatusCode::OK, data, "User logged In Successfully")
-        .with_cookie(access_cookie)
-        .with_cookie(refresh_cookie))
+    Ok(
+        Reply::new(StatusCode::OK, data, "User logged In Successfully")
+            .with_cookie(access_cookie)
+            .with_cookie(refresh_cookie),
+    )
 }

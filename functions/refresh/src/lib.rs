@@ -6,7 +6,7 @@
 //! session is revoked and a security event is logged).
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use shared::{
-    App, ApiError, auth,
+    ApiError, App, auth,
     cookies::REFRESH_COOKIE,
     domain::{SessionId, UserId},
     http::{self, Reply, cookie_value, read_fields, take_string},
@@ -67,9 +67,18 @@ async fn refresh(app: &App, req: Request) -> Result<Reply, ApiError> {
             );
             return Err(ApiError::Unauthorized(EXPIRED_OR_USED));
         }
-        Err(Refusal::Unknown | Refusal::Ended) => return Err(ApiError::Unauthorized(EXPIRED_OR_USED)),
+        Err(Refusal::Unknown | Refusal::Ended) => {
+            return Err(ApiError::Unauthorized(EXPIRED_OR_USED));
+        }
     };
-    let pair = auth::issue(app, &claims.sub, &session.claims, &session.id, &new_jti, session.expires_at)?;
+    let pair = auth::issue(
+        app,
+        &claims.sub,
+        &session.claims,
+        &session.id,
+        &new_jti,
+        session.expires_at,
+    )?;
     let [access_cookie, refresh_cookie] = pair.cookies(app);
     Ok(Reply::new(StatusCode::OK, &pair, "Access token refreshed")
         .with_cookie(access_cookie)
