@@ -48,15 +48,13 @@ impl App {
     }
 
     /// Loads the configuration from the environment (resolving secret references), builds the
-    /// state, sweeps staging leftovers of a crashed invocation, and tries to ensure indexes.
+    /// state and sweeps staging leftovers of a crashed invocation. No database round trip:
+    /// indexes are ensured in the background by [`run`], or by the first request.
     pub async fn cold_start() -> Result<Self, StartupError> {
         let started = Instant::now();
         let config = Config::load().await?;
         let app = Self::new(config).await?;
         app.media.sweep_staging_leftovers().await;
-        if let Err(e) = app.store.ready().await {
-            tracing::warn!(error = %crate::error::chain(&e), "database not ready at cold start; will retry on the first request");
-        }
         tracing::info!(
             init_ms = started.elapsed().as_secs_f64() * 1000.0,
             "cold start complete"
@@ -86,6 +84,13 @@ where
     };
     // The state lives as long as the process; leaking it gives handlers a plain `&'static App`.
     let app: &'static App = Box::leak(Box::new(app));
+    // Off the cold-start path: the runtime asks for its first event without waiting for the
+    // database, and a request that arrives first simply waits for (or retries) the same init.
+    tokio::spawn(async move {
+        if let Err(e) = app.store.ready().await {
+            tracing::warn!(error = %crate::error::chain(&e), "indexes not ensured yet; the first request will retry");
+        }
+    });
     crate::http::serve(service_fn(|req| {
         let fut = handler(app, req);
         async move { Ok::<_, std::convert::Infallible>(fut.await) }

@@ -1,0 +1,71 @@
+//! Login, refresh, refresh again and reuse detection over real HTTP, through `cargo lambda
+//! watch` serving the compiled functions, as a browser or mobile client would use them.
+use e2e::{Api, cookie};
+use serde_json::json;
+use testkit::{PASSWORD, random_suffix, seed_user};
+
+async fn seeded(api: &Api) -> String {
+    let name = format!("e2e_{}", random_suffix());
+    seed_user(&api.db, &name, &format!("{name}@example.com"), PASSWORD).await;
+    name
+}
+
+#[tokio::test]
+async fn a_client_logs_in_refreshes_twice_and_a_replayed_token_is_caught() {
+    let api = Api::connect().await;
+    let name = seeded(&api).await;
+
+    let (status, cookies, body) = api
+        .send(api.http.post(api.url("login")).json(&json!({"username": name.to_uppercase(), "password": PASSWORD})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["user"]["username"], name.as_str());
+    let first = cookie(&cookies, "refreshToken").expect("refresh cookie").to_owned();
+    assert_eq!(body["data"]["refreshToken"], first.as_str());
+    assert!(cookies.iter().any(|c| c.starts_with("accessToken=") && c.contains("HttpOnly") && c.contains("SameSite=Lax")));
+    assert!(cookies.iter().any(|c| c.starts_with("refreshToken=") && c.contains("Path=/api/v1/users") && c.contains("SameSite=Strict")));
+
+    // Refresh with the cookie, as a browser would.
+    let (status, cookies, body) = api
+        .send(api.http.post(api.url("refresh-token")).header("cookie", format!("refreshToken={first}")))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let second = cookie(&cookies, "refreshToken").expect("rotated cookie").to_owned();
+    assert_ne!(second, first);
+
+    // Refresh again with the body, as a mobile client would.
+    let (status, _, body) = api.send(api.http.post(api.url("refresh-token")).json(&json!({"refreshToken": second}))).await;
+    assert_eq!(status, 200, "{body}");
+    let third = body["data"]["refreshToken"].as_str().expect("third token").to_owned();
+
+    // `make test` runs the functions with REFRESH_REUSE_GRACE=2s: after it, replaying the first
+    // token is theft, and the session dies with it.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (status, _, body) = api
+        .send(api.http.post(api.url("refresh-token")).header("cookie", format!("refreshToken={first}")))
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _, body) = api.send(api.http.post(api.url("refresh-token")).json(&json!({"refreshToken": third}))).await;
+    assert_eq!(status, 401, "the current token of a revoked session stops working: {body}");
+}
+
+#[tokio::test]
+async fn bad_requests_over_http_get_json_envelopes_not_html() {
+    let api = Api::connect().await;
+    let name = seeded(&api).await;
+    let cases = [
+        (api.http.post(api.url("login")).header("content-type", "application/json").body("{not json"), 400),
+        (api.http.post(api.url("login")).header("content-type", "text/html").body("<b>x</b>"), 415),
+        (api.http.post(api.url("login")).json(&json!({"username": {"$gt": ""}, "password": PASSWORD})), 400),
+        (api.http.post(api.url("login")).json(&json!({"username": name, "password": "wrong password"})), 401),
+        (api.http.post(api.url("refresh-token")), 401),
+        (api.http.post(api.url("refresh-token")).header("cookie", "refreshToken=eyJhbGciOiJub25lIn0.e30."), 401),
+    ];
+    for (req, expected) in cases {
+        let (status, cookies, body) = api.send(req).await;
+        assert_eq!(status, expected, "{body}");
+        assert_eq!(body["success"], false);
+        assert!(body["requestId"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(cookies.is_empty());
+    }
+}
