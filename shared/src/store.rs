@@ -143,12 +143,16 @@ impl Store {
             .options(ttl)
             .build();
         if let Err(e) = self.sessions.create_index(ttl_index).await {
+            let reason = match &*e.kind {
+                ErrorKind::Command(c) => format!("code {}: {}", c.code, c.message),
+                _ => e.to_string(),
+            };
             let e = StoreError::from(e);
             if matches!(e, StoreError::Unavailable(_)) {
                 return Err(e);
             }
             // Expired sessions are refused by every query anyway; the TTL index only tidies up.
-            tracing::warn!(error = %crate::error::chain(&e), "sessions TTL index not supported; continuing without it");
+            tracing::warn!(%reason, "sessions TTL index not supported by this server; continuing without it");
         }
         Ok(())
     }
