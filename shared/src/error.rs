@@ -95,8 +95,8 @@ impl ApiError {
             }
             Self::Unauthorized(m) => (*m).to_owned(),
             Self::MethodNotAllowed => "Only POST is allowed on this route".to_owned(),
-            Self::Conflict(errors) if errors.len() == 1 => errors[0].message.clone(),
-            Self::Conflict(_) => "User with this email or username already exists".to_owned(),
+            // The Node API's wording, whichever field clashed; `errors` names them.
+            Self::Conflict(_) => "User with email or username already exists".to_owned(),
             Self::Upstream(_) => "The image service failed; please try again".to_owned(),
             Self::Unavailable(_) => {
                 "The service is temporarily unavailable; please retry".to_owned()

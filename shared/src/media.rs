@@ -1,14 +1,71 @@
 //! Media: staging uploaded files on local disk and storing them at Cloudinary.
 //!
-//! (Built out by the register pipeline; this holds the client every function constructs.)
+//! A request's files are streamed into [`staging`] files (fresh, unpredictable, owner-only, and
+//! deleted when dropped, whatever happens), recognised by their magic bytes in [`image`], and
+//! uploaded from disk by [`cloudinary`] under a public id we choose. [`Media`] is the client
+//! every function builds once per cold start; [`MediaError`] is this layer's error, mapped to a
+//! status in exactly one place (its `From` impl below).
+pub mod cloudinary;
+pub mod image;
+pub mod staging;
+
 use std::time::Duration;
 
-use crate::config::{CloudinaryConfig, UploadConfig};
+use crate::{
+    config::{CloudinaryConfig, UploadConfig},
+    error::ApiError,
+};
+
+pub use cloudinary::Op;
+pub use image::{ImageKind, StagedImage};
+pub use staging::{STAGING_PREFIX, StagedFile, Staging};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
+    /// The HTTP client could not be built (cold start only).
     #[error("HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// Creating, writing or reading a staged file failed.
+    #[error("staging an uploaded file on local disk failed")]
+    Staging(#[source] std::io::Error),
+    /// Cloudinary answered the call with an error status.
+    #[error("Cloudinary {op} failed with HTTP {status}: {message}")]
+    Rejected {
+        op: Op,
+        status: u16,
+        message: String,
+    },
+    /// The call could not be made or its answer could not be read.
+    #[error("Cloudinary {op} request failed")]
+    Request {
+        op: Op,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// No answer within `CLOUDINARY_TIMEOUT` (or no connection within the connect timeout).
+    #[error("Cloudinary {op} timed out")]
+    Timeout {
+        op: Op,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A success status with a body that is not what we asked for.
+    #[error("Cloudinary {op} answered unexpectedly: {detail}")]
+    BadResponse { op: Op, detail: String },
+}
+
+/// Local failures are ours (500, and nothing was written anywhere); everything Cloudinary does
+/// wrong is a 502.
+impl From<MediaError> for ApiError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::Client(_) | MediaError::Staging(_) => ApiError::internal(e),
+            MediaError::Rejected { .. }
+            | MediaError::Request { .. }
+            | MediaError::Timeout { .. }
+            | MediaError::BadResponse { .. } => ApiError::Upstream(Box::new(e)),
+        }
+    }
 }
 
 /// The Cloudinary client and staging rules, built once per cold start.
@@ -26,8 +83,55 @@ impl Media {
             .pool_idle_timeout(Duration::from_secs(50))
             .build()
             .map_err(MediaError::Client)?;
-        Ok(Self { http, cloudinary: cloudinary.clone(), upload: upload.clone() })
+        Ok(Self {
+            http,
+            cloudinary: cloudinary.clone(),
+            upload: upload.clone(),
+        })
     }
 
-    pub async fn sweep_staging_leftovers(&self) {}
+    /// Starts a new staged file under `UPLOAD_TMP_DIR`.
+    pub fn stage(&self) -> Result<Staging, MediaError> {
+        Staging::create(&self.upload.tmp_dir)
+    }
+
+    /// Removes files that a crashed earlier process left in `UPLOAD_TMP_DIR`. Call it at cold
+    /// start, before this process stages anything: see [`staging::sweep_leftovers`].
+    pub async fn sweep_staging_leftovers(&self) {
+        let dir = self.upload.tmp_dir.clone();
+        let swept = tokio::task::spawn_blocking(move || {
+            staging::sweep_leftovers(&dir, std::process::id(), staging::process_is_alive)
+        })
+        .await;
+        match swept {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                removed = n,
+                "removed staged files left by an earlier process"
+            ),
+            Err(e) => tracing::warn!(error = %e, "sweeping staged leftovers failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_failures_are_500_and_cloudinary_failures_are_502() {
+        let staging = MediaError::Staging(std::io::Error::other("disk full"));
+        assert_eq!(ApiError::from(staging).status().as_u16(), 500);
+        let rejected = MediaError::Rejected {
+            op: Op::Upload,
+            status: 500,
+            message: "x".into(),
+        };
+        assert_eq!(ApiError::from(rejected).status().as_u16(), 502);
+        let bad = MediaError::BadResponse {
+            op: Op::Destroy,
+            detail: "x".into(),
+        };
+        assert_eq!(ApiError::from(bad).status().as_u16(), 502);
+    }
 }

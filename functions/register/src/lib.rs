@@ -1,0 +1,139 @@
+//! `POST /api/v1/users/register`: creates an account from a multipart form with an avatar.
+//!
+//! The pipeline (DESIGN.md section 7): read and stage the form ([`form`]), validate every field
+//! at once, answer 409 early when the username or email is taken, upload the images while the
+//! password hashes, insert the user (the unique indexes decide races), read it back, answer 201.
+//! Every failure after an upload destroys what was uploaded, and the staged files are deleted
+//! on every path because the form owns them.
+pub mod form;
+
+use lambda_http::{Body, Request, Response, http::StatusCode};
+use shared::{
+    ApiError, App, FieldError,
+    domain::{Email, Username},
+    error::chain,
+    http::{self, Reply},
+    password,
+    store::{Store, StoreError},
+    users::{self, ImageRef, NewUser, PublicUser},
+};
+
+use crate::form::Registration;
+
+pub const ROUTE: &str = "POST /api/v1/users/register";
+pub const CONFLICT: &str = "User with email or username already exists";
+pub const REGISTERED: &str = "User registered Successfully";
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    http::respond(ROUTE, req, |req| register(app, req)).await
+}
+
+#[tracing::instrument(name = "register", skip_all)]
+async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
+    let registration = form::read(req, &app.media).await?.validate()?;
+    let store = app.store().await?;
+    let taken = users::taken(store, &registration.username, &registration.email).await?;
+    if !taken.is_empty() {
+        return Err(conflict(&taken));
+    }
+    let (avatar, cover_image, password_hash) = upload_and_hash(app, &registration).await?;
+    let Registration {
+        full_name,
+        email,
+        username,
+        ..
+    } = registration;
+    let new_user = NewUser {
+        username: username.clone(),
+        email: email.clone(),
+        full_name,
+        avatar: avatar.clone(),
+        cover_image: cover_image.clone(),
+        password_hash,
+    };
+    let inserted = users::insert(store, new_user).await;
+    let id = match inserted {
+        Ok(id) => id,
+        Err(e) => {
+            app.media
+                .discard_all([Some(&avatar), cover_image.as_ref()].into_iter().flatten())
+                .await;
+            return Err(match e {
+                // A concurrent registration won the unique index.
+                StoreError::Duplicate(_) => {
+                    tracing::info!("lost a registration race on a unique index");
+                    conflict(&taken_after_race(store, &username, &email).await)
+                }
+                other => other.into(),
+            });
+        }
+    };
+    // The user exists from here on and owns the images; a failed read is answered as such.
+    let user = users::find_by_id(store, id).await?.ok_or_else(|| {
+        ApiError::internal(std::io::Error::other(
+            "the inserted user could not be read back",
+        ))
+    })?;
+    Ok(Reply::new(
+        StatusCode::CREATED,
+        PublicUser::from(&user),
+        REGISTERED,
+    ))
+}
+
+/// Uploads the avatar and the cover concurrently with hashing the password. All three run to
+/// completion (no early cancel that could leave an upload's outcome unknown); when any fails,
+/// the uploads that succeeded are destroyed.
+async fn upload_and_hash(
+    app: &App,
+    r: &Registration,
+) -> Result<(ImageRef, Option<ImageRef>, String), ApiError> {
+    let media = &app.media;
+    let cover = async {
+        match &r.cover_image {
+            Some(image) => media.upload(image).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (avatar, cover, hash) =
+        tokio::join!(media.upload(&r.avatar), cover, password::hash(&r.password));
+    match (avatar, cover, hash) {
+        (Ok(avatar), Ok(cover), Ok(hash)) => Ok((avatar, cover, hash)),
+        (avatar, cover, hash) => {
+            let uploaded = [
+                avatar.as_ref().ok(),
+                cover.as_ref().ok().and_then(Option::as_ref),
+            ];
+            media.discard_all(uploaded.into_iter().flatten()).await;
+            match (avatar, cover, hash) {
+                (Err(e), _, _) | (_, Err(e), _) => Err(e.into()),
+                (_, _, Err(e)) => Err(ApiError::internal(e)),
+                (Ok(_), Ok(_), Ok(_)) => Err(ApiError::internal(std::io::Error::other(
+                    "unreachable: all succeeded",
+                ))),
+            }
+        }
+    }
+}
+
+fn conflict(fields: &[&str]) -> ApiError {
+    ApiError::Conflict(
+        fields
+            .iter()
+            .map(|f| FieldError::new(*f, CONFLICT))
+            .collect(),
+    )
+}
+
+/// Which field the winner of a race took. The duplicate-key error names an index, but its text
+/// differs between servers; asking again is exact. Both fields if even that fails.
+async fn taken_after_race(store: &Store, username: &Username, email: &Email) -> Vec<&'static str> {
+    match users::taken(store, username, email).await {
+        Ok(fields) if !fields.is_empty() => fields,
+        Ok(_) => vec![form::USERNAME, form::EMAIL],
+        Err(e) => {
+            tracing::warn!(error = %chain(&e), "could not tell which field a concurrent registration took");
+            vec![form::USERNAME, form::EMAIL]
+        }
+    }
+}

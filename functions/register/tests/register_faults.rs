@@ -1,0 +1,141 @@
+//! Faults: Cloudinary failing or hanging, the database going away, the staging directory
+//! unusable. Each answers its documented status quickly and leaves nothing behind.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use testkit::{TestApp, multipart::Part, process::PrivateDatabase};
+
+#[tokio::test]
+async fn cloudinary_answering_500_is_502_with_no_user_no_image_and_no_staged_file() {
+    let t = TestApp::spawn().await;
+    t.set_fault(json!({"mode": "fail", "status": 500})).await;
+    let mut parts = valid_parts(&unique_username());
+    parts.push(Part::file("coverImage", "cover.gif", "image/gif", gif()));
+    let body = assert_rejected(&t, request(&parts), 502).await;
+    assert_eq!(
+        body["message"],
+        "The image service failed; please try again"
+    );
+    assert!(image_ids(&t).await.is_empty());
+}
+
+#[tokio::test]
+async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout_and_nothing_is_left() {
+    let timeout = Duration::from_secs(1);
+    let hang = Duration::from_millis(3000);
+    let t = TestApp::spawn_with(|v| {
+        v.insert("CLOUDINARY_TIMEOUT".into(), "1s".into());
+        v.insert("CLOUDINARY_CONNECT_TIMEOUT".into(), "1s".into());
+    })
+    .await;
+    // Uploads hang; the compensating destroy of the possibly stored upload still answers.
+    t.set_fault(json!({"mode": "hang", "delay_ms": hang.as_millis() as u64, "ops": ["upload"]}))
+        .await;
+    let started = Instant::now();
+    assert_rejected(&t, request(&valid_parts(&unique_username())), 502).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= timeout,
+        "answered before the timeout: {elapsed:?}"
+    );
+    assert!(
+        elapsed < timeout + Duration::from_millis(1500),
+        "502 must come within the timeout, took {elapsed:?}"
+    );
+    // Long after the hung request would have finished, the stand-in still holds nothing.
+    t.set_fault(json!({"mode": "none"})).await;
+    tokio::time::sleep(hang + Duration::from_millis(500) - elapsed.min(hang)).await;
+    assert!(
+        image_ids(&t).await.is_empty(),
+        "a timed-out upload must not leave an image behind"
+    );
+    assert_eq!(t.count("users").await, 0);
+}
+
+#[tokio::test]
+async fn a_failed_cover_upload_destroys_the_avatar_that_was_uploaded() {
+    let t = TestApp::spawn().await;
+    let mut parts = valid_parts(&unique_username());
+    // GIF magic bytes (so we accept it) but no image inside: Cloudinary refuses this one only.
+    parts.push(Part::file(
+        "coverImage",
+        "cover.gif",
+        "image/gif",
+        b"GIF89a\x01".to_vec(),
+    ));
+    assert_rejected(&t, request(&parts), 502).await;
+    assert!(
+        image_ids(&t).await.is_empty(),
+        "the avatar must have been destroyed"
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_staging_directory_is_500_with_nothing_written() {
+    let t = TestApp::spawn_with(|v| {
+        let missing =
+            std::env::temp_dir().join(format!("videotube-missing-{}", testkit::random_suffix()));
+        v.insert("UPLOAD_TMP_DIR".into(), missing.display().to_string());
+    })
+    .await;
+    std::fs::remove_dir(t.staging_dir()).expect("remove the staging directory testkit created");
+    let body = assert_rejected(&t, request(&valid_parts(&unique_username())), 500).await;
+    assert_eq!(body["message"], "Something went wrong on our side");
+}
+
+#[tokio::test]
+async fn the_database_going_away_is_a_fast_503_and_registration_recovers_without_a_restart() {
+    let mut db = PrivateDatabase::start();
+    let t = TestApp::spawn_with(|v| {
+        v.insert("MONGODB_URI".into(), db.uri());
+        v.insert("MONGODB_SERVER_SELECTION_TIMEOUT".into(), "1s".into());
+        v.insert("MONGODB_CONNECT_TIMEOUT".into(), "1s".into());
+    })
+    .await;
+    register_ok(&t, &valid_parts(&unique_username())).await;
+    let images = image_ids(&t).await;
+    assert_eq!(images.len(), 1);
+
+    db.kill();
+    let username = unique_username();
+    let started = Instant::now();
+    let resp = send(&t, request(&valid_parts(&username))).await;
+    let elapsed = started.elapsed();
+    testkit::envelope(&resp, 503);
+    assert!(
+        resp.headers().contains_key("retry-after"),
+        "a 503 says when to retry"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "503 must be quick, took {elapsed:?}"
+    );
+    assert!(t.staged_files().is_empty());
+    assert_eq!(
+        image_ids(&t).await,
+        images,
+        "nothing is uploaded while the database is down"
+    );
+
+    db.resume();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = send(&t, request(&valid_parts(&username))).await;
+        match resp.status().as_u16() {
+            201 => break,
+            503 if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await
+            }
+            _ => panic!(
+                "the same app must recover once the database is back: {:?}",
+                testkit::envelope(&resp, 201)
+            ),
+        }
+    }
+    assert_eq!(t.count("users").await, 2);
+    assert_eq!(image_ids(&t).await.len(), 2);
+    assert!(t.staged_files().is_empty());
+}

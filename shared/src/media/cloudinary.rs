@@ -1,0 +1,340 @@
+//! Cloudinary's upload API: signed `image/upload` and `image/destroy` calls over reqwest.
+//!
+//! We choose every public id ourselves (128 random bits, in the configured folder), so an
+//! upload whose outcome we cannot know (a timeout, a dropped connection, an answer we cannot
+//! read or do not trust) can still be destroyed by id. [`Media::upload`] does exactly that
+//! before it reports such a failure: it either returns one stored image or has tried to leave
+//! none. The staged file is streamed from disk into the request body, never read into memory.
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use reqwest::multipart::{Form, Part};
+use secrecy::ExposeSecret as _;
+use serde_json::Value;
+use sha2::Digest as _;
+
+use super::{Media, MediaError, image::StagedImage};
+use crate::{config::SignatureAlgorithm, error::chain, users::ImageRef};
+
+/// Parameters Cloudinary leaves out of the string to sign.
+pub const UNSIGNED_PARAMS: &[&str] = &[
+    "file",
+    "cloud_name",
+    "resource_type",
+    "api_key",
+    "signature",
+    "signature_algorithm",
+];
+/// Cloudinary's answers are a few hundred bytes; more than this is not an answer we trust.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Error text from Cloudinary kept for the log.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// Which API call, for errors and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Upload,
+    Destroy,
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Op::Upload => "upload",
+            Op::Destroy => "destroy",
+        })
+    }
+}
+
+/// The parameters sorted by name, the non-empty ones joined as `k=v` with `&`. Signs exactly
+/// what it is given; requests drop [`UNSIGNED_PARAMS`] first (see [`request_signature`]).
+pub fn string_to_sign(params: &[(&str, &str)]) -> String {
+    let mut sorted: Vec<&(&str, &str)> = params.iter().filter(|(_, v)| !v.is_empty()).collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    sorted
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Hex digest of [`string_to_sign`] with the API secret appended.
+pub fn sign(params: &[(&str, &str)], api_secret: &str, algorithm: SignatureAlgorithm) -> String {
+    let payload = string_to_sign(params) + api_secret;
+    match algorithm {
+        SignatureAlgorithm::Sha1 => hex::encode(sha1::Sha1::digest(payload.as_bytes())),
+        SignatureAlgorithm::Sha256 => hex::encode(sha2::Sha256::digest(payload.as_bytes())),
+    }
+}
+
+/// The signature of a request with these parameters: every one except [`UNSIGNED_PARAMS`].
+pub fn request_signature(
+    params: &[(&str, &str)],
+    api_secret: &str,
+    algorithm: SignatureAlgorithm,
+) -> String {
+    let signed: Vec<(&str, &str)> = params
+        .iter()
+        .copied()
+        .filter(|(k, _)| !UNSIGNED_PARAMS.contains(k))
+        .collect();
+    sign(&signed, api_secret, algorithm)
+}
+
+/// A call that failed, and whether it may have taken effect anyway.
+struct Failure {
+    error: MediaError,
+    may_have_taken_effect: bool,
+}
+
+impl Media {
+    /// Uploads a staged image under a fresh public id in the configured folder and checks the
+    /// answer. On failure, anything this call may have stored has been destroyed (best effort).
+    pub async fn upload(&self, image: &StagedImage) -> Result<ImageRef, MediaError> {
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        let folder = self.cloudinary.folder.as_str();
+        let public_id = format!("{folder}/{id}");
+        let len = image.file().len();
+        let file = Part::stream_with_length(image.file().reader()?, len)
+            .file_name(format!("{id}.{}", image.kind().extension()))
+            .mime_str(image.kind().mime_type())
+            .map_err(|source| MediaError::Request {
+                op: Op::Upload,
+                source,
+            })?;
+        let timestamp = unix_now();
+        let form = self
+            .signed_form(&[
+                ("folder", folder),
+                ("public_id", &id),
+                ("timestamp", &timestamp),
+            ])
+            .part("file", file);
+        let failure = match self.call(Op::Upload, form).await {
+            Ok(answer) => match self.check_upload(&answer, &public_id, len) {
+                Ok(url) => {
+                    tracing::debug!(public_id, bytes = len, "image uploaded");
+                    return Ok(ImageRef { url, public_id });
+                }
+                Err(detail) => Failure {
+                    error: MediaError::BadResponse {
+                        op: Op::Upload,
+                        detail,
+                    },
+                    may_have_taken_effect: true,
+                },
+            },
+            Err(failure) => failure,
+        };
+        if failure.may_have_taken_effect {
+            self.discard(&public_id).await;
+        }
+        Err(failure.error)
+    }
+
+    /// Deletes an image by its full public id; an id that does not exist counts as deleted.
+    pub async fn destroy(&self, public_id: &str) -> Result<(), MediaError> {
+        let timestamp = unix_now();
+        let form = self.signed_form(&[("public_id", public_id), ("timestamp", &timestamp)]);
+        let answer = self.call(Op::Destroy, form).await.map_err(|f| f.error)?;
+        match answer.get("result").and_then(Value::as_str) {
+            Some("ok" | "not found") => Ok(()),
+            other => Err(MediaError::BadResponse {
+                op: Op::Destroy,
+                detail: format!("result is {other:?}"),
+            }),
+        }
+    }
+
+    /// Destroys an image we no longer want; a failure is logged as an orphan, not returned,
+    /// because the caller is already answering with another error.
+    pub async fn discard(&self, public_id: &str) {
+        if let Err(e) = self.destroy(public_id).await {
+            tracing::error!(public_id, error = %chain(&e), "could not delete an uploaded image; it is orphaned at Cloudinary");
+        }
+    }
+
+    /// [`discard`](Self::discard)s several images concurrently.
+    pub async fn discard_all<'a>(&self, images: impl IntoIterator<Item = &'a ImageRef>) {
+        futures::future::join_all(
+            images
+                .into_iter()
+                .map(|image| self.discard(&image.public_id)),
+        )
+        .await;
+    }
+
+    /// The form for a call: its own parameters plus `api_key`, `signature` and, for SHA-256,
+    /// `signature_algorithm`.
+    fn signed_form(&self, params: &[(&str, &str)]) -> Form {
+        let c = &self.cloudinary;
+        let signature =
+            request_signature(params, c.api_secret.expose_secret(), c.signature_algorithm);
+        let mut form = Form::new();
+        for (k, v) in params {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        form = form
+            .text("api_key", c.api_key.clone())
+            .text("signature", signature);
+        if c.signature_algorithm != SignatureAlgorithm::Sha1 {
+            form = form.text("signature_algorithm", c.signature_algorithm.as_str());
+        }
+        form
+    }
+
+    /// POSTs a form to `{api_base}/v1_1/{cloud}/image/{op}` and returns the JSON answer.
+    async fn call(&self, op: Op, form: Form) -> Result<Value, Failure> {
+        let c = &self.cloudinary;
+        let url = c
+            .api_base
+            .join(&format!("v1_1/{}/image/{op}", c.cloud_name))
+            .map_err(|e| Failure {
+                error: MediaError::BadResponse {
+                    op,
+                    detail: format!("cannot build the API URL: {e}"),
+                },
+                may_have_taken_effect: false,
+            })?;
+        let request_failed = |source: reqwest::Error, may_have_taken_effect: bool| Failure {
+            error: if source.is_timeout() {
+                MediaError::Timeout { op, source }
+            } else {
+                MediaError::Request { op, source }
+            },
+            may_have_taken_effect,
+        };
+        let response = match self.http.post(url).multipart(form).send().await {
+            Ok(response) => response,
+            // Without a connection nothing was sent; after one, the call may have been done.
+            Err(e) => {
+                let sent = !e.is_connect();
+                return Err(request_failed(e, sent));
+            }
+        };
+        let status = response.status();
+        let body = read_capped(response)
+            .await
+            .map_err(|e| request_failed(e, status.is_success()))?;
+        if !status.is_success() {
+            return Err(Failure {
+                error: MediaError::Rejected {
+                    op,
+                    status: status.as_u16(),
+                    message: error_message(&body),
+                },
+                may_have_taken_effect: false,
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| Failure {
+            error: MediaError::BadResponse {
+                op,
+                detail: format!("the body is not JSON: {e}"),
+            },
+            may_have_taken_effect: true,
+        })
+    }
+
+    /// The delivery URL from an upload answer, after checking it describes what we sent.
+    fn check_upload(&self, answer: &Value, public_id: &str, len: u64) -> Result<String, String> {
+        let echoed = answer.get("public_id").and_then(Value::as_str);
+        if echoed != Some(public_id) {
+            return Err(format!("public_id is {echoed:?}, not {public_id:?}"));
+        }
+        let bytes = answer.get("bytes").and_then(Value::as_u64);
+        if bytes != Some(len) {
+            return Err(format!("bytes is {bytes:?}, but {len} were sent"));
+        }
+        let raw = answer
+            .get("secure_url")
+            .and_then(Value::as_str)
+            .ok_or("secure_url is missing")?;
+        let url = url::Url::parse(raw).map_err(|e| format!("secure_url does not parse: {e}"))?;
+        // Plain http only from an http API base, which configuration allows on loopback only.
+        let scheme_ok = url.scheme() == "https"
+            || (url.scheme() == "http" && self.cloudinary.api_base.scheme() == "http");
+        if !scheme_ok || url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("secure_url {raw:?} is not an https URL"));
+        }
+        Ok(url.into())
+    }
+}
+
+fn unix_now() -> String {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Reads at most [`MAX_RESPONSE_BYTES`] of a body (anything longer fails to parse later).
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_RESPONSE_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == MAX_RESPONSE_BYTES {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// Cloudinary's `{"error":{"message":...}}`, or the start of whatever the body is.
+fn error_message(body: &[u8]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let message = match parsed
+        .as_ref()
+        .and_then(|v| v.pointer("/error/message"))
+        .and_then(Value::as_str)
+    {
+        Some(m) => m.to_owned(),
+        None => String::from_utf8_lossy(body).into_owned(),
+    };
+    message.chars().take(MAX_MESSAGE_CHARS).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_sign_every_parameter_except_the_unsigned_ones() {
+        let params = [
+            ("timestamp", "1315060510"),
+            ("public_id", "sample_image"),
+            ("api_key", "1234"),
+            ("file", "data"),
+            ("cloud_name", "demo"),
+            ("resource_type", "image"),
+            ("signature_algorithm", "sha256"),
+            ("eager", "w_400,h_300,c_pad|w_260,h_200,c_crop"),
+        ];
+        // The second vector of tests/data/cloudinary-signatures.json.
+        assert_eq!(
+            request_signature(&params, "abcd", SignatureAlgorithm::Sha1),
+            "bfd09f95f331f558cbd1320e67aa8d488770583e"
+        );
+    }
+
+    #[test]
+    fn empty_values_are_left_out_of_the_string_to_sign() {
+        assert_eq!(
+            string_to_sign(&[("b", "2"), ("c", ""), ("a", "1")]),
+            "a=1&b=2"
+        );
+    }
+
+    #[test]
+    fn cloudinary_error_messages_are_extracted_and_bounded() {
+        assert_eq!(
+            error_message(br#"{"error":{"message":"Invalid Signature"}}"#),
+            "Invalid Signature"
+        );
+        assert_eq!(error_message(b"<html>oops</html>"), "<html>oops</html>");
+        assert_eq!(
+            error_message("x".repeat(1000).as_bytes()).len(),
+            MAX_MESSAGE_CHARS
+        );
+    }
+}
