@@ -1,16 +1,19 @@
-//! The `sessions` collection: one document per login (per device), holding only a hash of the
-//! current refresh token's id, and the atomic rotation that makes refresh tokens single-use.
+//! Sessions (one per login, i.e. per device) and the refresh tokens issued in them.
 //!
-//! Rotation is one `find_one_and_update` whose filter names the current token hash, so of any
-//! number of concurrent refreshes with one token exactly one matches. A token that no longer
-//! matches is either a client racing itself (it was current less than the grace period ago) or
-//! reuse of a stolen or stale token, which revokes the whole session.
+//! `sessions` holds who the session is for, its absolute end and its revocation. Each refresh
+//! token ever issued has a document in `refresh_tokens`, keyed by the SHA-256 of its `jti` (never
+//! the token), with `parent` naming the token it replaced. A unique index on `parent` is the
+//! compare-and-swap: rotating a token means inserting its successor, and of any number of
+//! concurrent rotations of one token exactly one insert succeeds, on MongoDB and on FerretDB
+//! alike. (FerretDB 1.x runs `findAndModify` as a query followed by a separate update, so a
+//! `find_one_and_update` on the session would let two concurrent refreshes both win there.)
+//!
+//! A token that already has a successor is either a client racing itself (the successor is
+//! younger than the grace period: refused, session kept) or reuse of a stolen or stale token
+//! (the whole session is revoked).
 use std::time::Duration;
 
-use mongodb::{
-    bson::{DateTime, doc, oid::ObjectId},
-    options::ReturnDocument,
-};
+use mongodb::bson::{DateTime, doc, oid::ObjectId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -20,26 +23,37 @@ use crate::{
 };
 
 /// The stored session. `claims` snapshots what access tokens carry about the user, so a refresh
-/// needs one round trip; whatever later changes a user's profile must update it too.
+/// needs no user lookup; whatever later changes a user's profile must update it too.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionDoc {
     #[serde(rename = "_id")]
     pub id: String,
     #[serde(rename = "userId")]
     pub user_id: ObjectId,
-    #[serde(rename = "tokenHash")]
-    pub token_hash: String,
-    #[serde(rename = "previousTokenHash")]
-    pub previous_token_hash: Option<String>,
-    #[serde(rename = "rotatedAt")]
-    pub rotated_at: Option<DateTime>,
+    pub claims: UserClaims,
     #[serde(rename = "createdAt")]
     pub created_at: DateTime,
     #[serde(rename = "expiresAt")]
     pub expires_at: DateTime,
     #[serde(rename = "revokedAt")]
     pub revoked_at: Option<DateTime>,
-    pub claims: UserClaims,
+}
+
+/// One issued refresh token, by hash. `parent` is the hash of the token it replaced, or
+/// `session:<id>` for the first token of a session, and is unique.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshTokenDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(rename = "sessionId")]
+    pub session_id: String,
+    #[serde(rename = "userId")]
+    pub user_id: ObjectId,
+    pub parent: String,
+    #[serde(rename = "issuedAt")]
+    pub issued_at: DateTime,
+    #[serde(rename = "expiresAt")]
+    pub expires_at: DateTime,
 }
 
 /// The user fields an access token carries.
@@ -56,6 +70,11 @@ pub fn token_hash(jti: &str) -> String {
     hex::encode(Sha256::digest(jti.as_bytes()))
 }
 
+fn after(t: DateTime, d: Duration) -> DateTime {
+    let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    DateTime::from_millis(t.timestamp_millis().saturating_add(ms))
+}
+
 /// Starts a session for a fresh login whose first refresh token has id `jti`.
 pub async fn create(
     store: &Store,
@@ -65,42 +84,47 @@ pub async fn create(
     max_age: Duration,
 ) -> Result<SessionDoc, StoreError> {
     let now = DateTime::now();
-    let doc = SessionDoc {
+    let session = SessionDoc {
         id: SessionId::generate().as_ref().to_owned(),
         user_id: user.0,
-        token_hash: token_hash(jti),
-        previous_token_hash: None,
-        rotated_at: None,
+        claims,
         created_at: now,
         expires_at: after(now, max_age),
         revoked_at: None,
-        claims,
     };
-    store.sessions.insert_one(&doc).await?;
-    Ok(doc)
-}
-
-fn after(t: DateTime, d: Duration) -> DateTime {
-    DateTime::from_millis(
-        t.timestamp_millis()
-            .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
-    )
+    let first = RefreshTokenDoc {
+        id: token_hash(jti),
+        session_id: session.id.clone(),
+        user_id: user.0,
+        parent: format!("session:{}", session.id),
+        issued_at: now,
+        expires_at: session.expires_at,
+    };
+    // A session whose token failed to insert is harmless: nothing can ever refresh it.
+    tokio::try_join!(
+        store.sessions.insert_one(&session),
+        store.refresh_tokens.insert_one(&first)
+    )?;
+    Ok(session)
 }
 
 /// Why a refresh token was refused after its signature checked out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// No such session for this user.
+    /// No such session for this user, or a token this session never issued.
     Unknown,
     /// Revoked earlier, or past its absolute lifetime.
     Ended,
-    /// The token was current until moments ago: a client racing itself. Session kept.
+    /// The token was replaced moments ago: a client racing itself. Session kept.
     JustRotated,
-    /// A token that is neither current nor just-rotated was presented: the session is revoked.
+    /// A token replaced longer ago than the grace period came back: the session is revoked.
     Reused,
 }
 
-/// Atomically replaces the session's current token hash, if `old_jti` is current.
+/// Replaces the token `old_jti` of session `sid` by `new_jti`, if `old_jti` is current.
+///
+/// One round trip in the common case: the successor's insert (the compare-and-swap), the check
+/// that `old_jti` was issued in this session, and the session read run concurrently.
 pub async fn rotate(
     store: &Store,
     sid: &SessionId,
@@ -108,48 +132,65 @@ pub async fn rotate(
     old_jti: &str,
     new_jti: &str,
     reuse_grace: Duration,
+    token_ttl: Duration,
 ) -> Result<Result<SessionDoc, Refusal>, StoreError> {
     let now = DateTime::now();
     let old = token_hash(old_jti);
-    let filter = doc! {
-        "_id": sid.as_ref(),
-        "userId": user.0,
-        "tokenHash": &old,
-        "revokedAt": null,
-        "expiresAt": {"$gt": now},
+    let successor = RefreshTokenDoc {
+        id: token_hash(new_jti),
+        session_id: sid.as_ref().to_owned(),
+        user_id: user.0,
+        parent: old.clone(),
+        issued_at: now,
+        // Kept while the successor can be presented; its parent expires before it does.
+        expires_at: after(now, token_ttl),
     };
-    let update = doc! {"$set": {"tokenHash": token_hash(new_jti), "previousTokenHash": &old, "rotatedAt": now}};
-    let rotated = store
-        .sessions
-        .find_one_and_update(filter, update)
-        .return_document(ReturnDocument::After)
-        .await?;
-    if let Some(session) = rotated {
-        return Ok(Ok(session));
-    }
-    // Nothing matched: find out why. Only this rare path pays a second round trip.
-    let Some(session) = store
-        .sessions
-        .find_one(doc! {"_id": sid.as_ref(), "userId": user.0})
-        .await?
-    else {
-        return Ok(Err(Refusal::Unknown));
+    let (claimed, issued, session) = tokio::join!(
+        store.refresh_tokens.insert_one(&successor),
+        store
+            .refresh_tokens
+            .find_one(doc! {"_id": &old, "sessionId": sid.as_ref(), "userId": user.0}),
+        store
+            .sessions
+            .find_one(doc! {"_id": sid.as_ref(), "userId": user.0}),
+    );
+    let claimed = claimed.map_err(StoreError::from);
+    let refusal = match (issued?, session?) {
+        (Some(_), Some(s)) if s.revoked_at.is_none() && s.expires_at > now => Ok(s),
+        (Some(_), Some(_)) => Err(Refusal::Ended),
+        _ => Err(Refusal::Unknown),
     };
-    if session.revoked_at.is_some() || session.expires_at <= now {
-        return Ok(Err(Refusal::Ended));
+    let session = match refusal {
+        Ok(session) => session,
+        Err(refusal) => {
+            if claimed.is_ok() {
+                // Leave nothing behind for a token that could not be used.
+                store
+                    .refresh_tokens
+                    .delete_one(doc! {"_id": &successor.id})
+                    .await?;
+            }
+            return Ok(Err(refusal));
+        }
+    };
+    match claimed {
+        Ok(_) => Ok(Ok(session)),
+        Err(StoreError::Duplicate(_)) => {
+            // Already replaced: find out how long ago. Only this rare path pays a second trip.
+            let replaced = store.refresh_tokens.find_one(doc! {"parent": &old}).await?;
+            let grace = i64::try_from(reuse_grace.as_millis()).unwrap_or(i64::MAX);
+            let grace_start = DateTime::from_millis(now.timestamp_millis().saturating_sub(grace));
+            if replaced.is_some_and(|r| r.issued_at > grace_start) {
+                return Ok(Err(Refusal::JustRotated));
+            }
+            revoke(store, sid).await?;
+            Ok(Err(Refusal::Reused))
+        }
+        Err(e) => Err(e),
     }
-    let grace_start =
-        DateTime::from_millis(now.timestamp_millis() - reuse_grace.as_millis() as i64);
-    let just_rotated = session.previous_token_hash.as_deref() == Some(old.as_str())
-        && session.rotated_at.is_some_and(|t| t > grace_start);
-    if just_rotated {
-        return Ok(Err(Refusal::JustRotated));
-    }
-    revoke(store, sid).await?;
-    Ok(Err(Refusal::Reused))
 }
 
-/// Ends a session: its current refresh token stops working too.
+/// Ends a session: every refresh token issued in it stops working.
 pub async fn revoke(store: &Store, sid: &SessionId) -> Result<(), StoreError> {
     store
         .sessions

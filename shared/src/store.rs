@@ -15,10 +15,16 @@ use mongodb::{
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
-use crate::{config::MongoConfig, error::ApiError, sessions::SessionDoc, users::UserDoc};
+use crate::{
+    config::MongoConfig,
+    error::ApiError,
+    sessions::{RefreshTokenDoc, SessionDoc},
+    users::UserDoc,
+};
 
 pub const USERS: &str = "users";
 pub const SESSIONS: &str = "sessions";
+pub const REFRESH_TOKENS: &str = "refresh_tokens";
 const DUPLICATE_KEY: i32 = 11000;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +87,7 @@ pub struct Store {
     pub db: Database,
     pub users: Collection<UserDoc>,
     pub sessions: Collection<SessionDoc>,
+    pub refresh_tokens: Collection<RefreshTokenDoc>,
     indexes: OnceCell<()>,
 }
 
@@ -102,6 +109,7 @@ impl Store {
         Self {
             users: db.collection(USERS),
             sessions: db.collection(SESSIONS),
+            refresh_tokens: db.collection(REFRESH_TOKENS),
             db,
             indexes: OnceCell::new(),
         }
@@ -134,15 +142,27 @@ impl Store {
         self.sessions
             .create_index(IndexModel::builder().keys(doc! {"userId": 1}).build())
             .await?;
-        let ttl = IndexOptions::builder()
-            .expire_after(Duration::ZERO)
-            .name("expiresAt_ttl".to_owned())
+        // The compare-and-swap of refresh-token rotation: one successor per token.
+        let parent = IndexModel::builder()
+            .keys(doc! {"parent": 1})
+            .options(unique("parent_unique"))
             .build();
-        let ttl_index = IndexModel::builder()
-            .keys(doc! {"expiresAt": 1})
-            .options(ttl)
-            .build();
-        if let Err(e) = self.sessions.create_index(ttl_index).await {
+        self.refresh_tokens.create_index(parent).await?;
+        let ttl = || {
+            let options = IndexOptions::builder()
+                .expire_after(Duration::ZERO)
+                .name("expiresAt_ttl".to_owned())
+                .build();
+            IndexModel::builder()
+                .keys(doc! {"expiresAt": 1})
+                .options(options)
+                .build()
+        };
+        for result in [
+            self.sessions.create_index(ttl()).await,
+            self.refresh_tokens.create_index(ttl()).await,
+        ] {
+            let Err(e) = result else { continue };
             let reason = match &*e.kind {
                 ErrorKind::Command(c) => format!("code {}: {}", c.code, c.message),
                 _ => e.to_string(),
@@ -151,8 +171,9 @@ impl Store {
             if matches!(e, StoreError::Unavailable(_)) {
                 return Err(e);
             }
-            // Expired sessions are refused by every query anyway; the TTL index only tidies up.
-            tracing::warn!(%reason, "sessions TTL index not supported by this server; continuing without it");
+            // Every query refuses what has expired anyway; TTL indexes only tidy up.
+            tracing::warn!(%reason, "TTL index not supported by this server; continuing without it");
+            break;
         }
         Ok(())
     }

@@ -69,9 +69,17 @@ async fn login_with_a_username_returns_the_user_both_tokens_and_both_cookies() {
         .await
         .expect("session stored");
     assert_eq!(session.get_object_id("userId").expect("userId"), user.id);
-    let stored = session.get_str("tokenHash").expect("tokenHash");
-    assert_eq!(stored, shared::sessions::token_hash(&rc.jti));
-    assert!(!session.to_string().contains(refresh) && !session.to_string().contains(&rc.jti));
+    let token_doc = t
+        .find_one(
+            "refresh_tokens",
+            doc! {"_id": shared::sessions::token_hash(&rc.jti)},
+        )
+        .await
+        .expect("only the hash of the token id is stored");
+    assert_eq!(token_doc.get_str("sessionId"), Ok(rc.sid.as_str()));
+    for stored in [session.to_string(), token_doc.to_string()] {
+        assert!(!stored.contains(refresh) && !stored.contains(&rc.jti));
+    }
 }
 
 #[tokio::test]

@@ -55,22 +55,24 @@ async fn refresh(app: &App, req: Request) -> Result<Reply, ApiError> {
     let store = app.store().await?;
     let new_jti = new_jti();
     let grace = app.config.tokens.reuse_grace;
-    let session = match sessions::rotate(store, &sid, user, &claims.jti, &new_jti, grace).await? {
-        Ok(session) => session,
-        Err(Refusal::JustRotated) => return Err(ApiError::Unauthorized(ALREADY_USED)),
-        Err(Refusal::Reused) => {
-            tracing::warn!(
-                security_event = "refresh_token_reuse",
-                user_id = %user,
-                session_id = %sid,
-                "a refresh token was used again after rotation; the session is revoked"
-            );
-            return Err(ApiError::Unauthorized(EXPIRED_OR_USED));
-        }
-        Err(Refusal::Unknown | Refusal::Ended) => {
-            return Err(ApiError::Unauthorized(EXPIRED_OR_USED));
-        }
-    };
+    let ttl = app.config.tokens.refresh_ttl;
+    let session =
+        match sessions::rotate(store, &sid, user, &claims.jti, &new_jti, grace, ttl).await? {
+            Ok(session) => session,
+            Err(Refusal::JustRotated) => return Err(ApiError::Unauthorized(ALREADY_USED)),
+            Err(Refusal::Reused) => {
+                tracing::warn!(
+                    security_event = "refresh_token_reuse",
+                    user_id = %user,
+                    session_id = %sid,
+                    "a refresh token was used again after rotation; the session is revoked"
+                );
+                return Err(ApiError::Unauthorized(EXPIRED_OR_USED));
+            }
+            Err(Refusal::Unknown | Refusal::Ended) => {
+                return Err(ApiError::Unauthorized(EXPIRED_OR_USED));
+            }
+        };
     let pair = auth::issue(
         app,
         &claims.sub,

@@ -203,6 +203,7 @@ async fn forged_malformed_and_stale_tokens_are_401_and_change_nothing() {
     let user = t.seed_user("gus", "gus@example.com").await;
     let (access, good) = login(&t, "gus").await;
     let before = session_doc(&t, &good).await;
+    let tokens_before = t.count("refresh_tokens").await;
     let c = t.app.tokens.verify_refresh(&good).expect("valid");
     let secret = t.var("REFRESH_TOKEN_SECRET").to_owned();
     let now = shared::tokens::now_secs();
@@ -300,6 +301,11 @@ async fn forged_malformed_and_stale_tokens_are_401_and_change_nothing() {
     }
     let after = session_doc(&t, &good).await;
     assert_eq!(before, after, "no forged token changed the session");
+    assert_eq!(
+        t.count("refresh_tokens").await,
+        tokens_before,
+        "nor left a token record behind"
+    );
     let (status, _, _) = refresh_with(&t, &good).await;
     assert_eq!(status, 200, "and the real token still works");
 }
