@@ -27,8 +27,6 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error("MONGODB_URI could not be used: {0}")]
     Database(#[source] mongodb::error::Error),
-    #[error("the image service client could not be built: {0}")]
-    Media(#[source] crate::media::MediaError),
 }
 
 impl App {
@@ -38,7 +36,7 @@ impl App {
         let store = Store::connect(&config.mongodb)
             .await
             .map_err(StartupError::Database)?;
-        let media = Media::new(&config.cloudinary, &config.upload).map_err(StartupError::Media)?;
+        let media = Media::new(&config.cloudinary, &config.upload);
         Ok(Self {
             tokens: TokenKeys::new(&config.tokens),
             store,
@@ -47,14 +45,13 @@ impl App {
         })
     }
 
-    /// Loads the configuration from the environment (resolving secret references), builds the
-    /// state and sweeps staging leftovers of a crashed invocation. No database round trip:
-    /// indexes are ensured in the background by [`run`], or by the first request.
+    /// Loads the configuration from the environment (resolving secret references) and builds
+    /// the state. No network round trip: indexes are ensured in the background by [`run`], or
+    /// by the first request; the Cloudinary client and the staging sweep wait for first use.
     pub async fn cold_start() -> Result<Self, StartupError> {
         let started = Instant::now();
         let config = Config::load().await?;
         let app = Self::new(config).await?;
-        app.media.sweep_staging_leftovers().await;
         tracing::info!(
             init_ms = started.elapsed().as_secs_f64() * 1000.0,
             "cold start complete"

@@ -9,7 +9,10 @@ pub mod cloudinary;
 pub mod image;
 pub mod staging;
 
-use std::time::Duration;
+use std::{
+    sync::{Once, OnceLock},
+    time::Duration,
+};
 
 use crate::{
     config::{CloudinaryConfig, UploadConfig},
@@ -68,48 +71,56 @@ impl From<MediaError> for ApiError {
     }
 }
 
-/// The Cloudinary client and staging rules, built once per cold start.
+/// The Cloudinary client and staging rules. Built with the [`App`](crate::App) at cold start,
+/// but the parts that cost something (the TLS client, the staging sweep) are set up on first
+/// use, so login and refresh, which never upload, never pay for them.
 pub struct Media {
-    pub http: reqwest::Client,
+    http: OnceLock<reqwest::Client>,
+    swept: Once,
     pub cloudinary: CloudinaryConfig,
     pub upload: UploadConfig,
 }
 
 impl Media {
-    pub fn new(cloudinary: &CloudinaryConfig, upload: &UploadConfig) -> Result<Self, MediaError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(cloudinary.connect_timeout)
-            .timeout(cloudinary.timeout)
+    pub fn new(cloudinary: &CloudinaryConfig, upload: &UploadConfig) -> Self {
+        Self {
+            http: OnceLock::new(),
+            swept: Once::new(),
+            cloudinary: cloudinary.clone(),
+            upload: upload.clone(),
+        }
+    }
+
+    /// The HTTP client for Cloudinary, with the configured timeouts.
+    pub fn http(&self) -> Result<&reqwest::Client, MediaError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(self.cloudinary.connect_timeout)
+            .timeout(self.cloudinary.timeout)
             .pool_idle_timeout(Duration::from_secs(50))
             .build()
             .map_err(MediaError::Client)?;
-        Ok(Self {
-            http,
-            cloudinary: cloudinary.clone(),
-            upload: upload.clone(),
-        })
+        Ok(self.http.get_or_init(|| client))
     }
 
-    /// Starts a new staged file under `UPLOAD_TMP_DIR`.
+    /// Starts a new staged file under `UPLOAD_TMP_DIR`. The first call in a process first
+    /// removes what a crashed earlier process left there (see [`staging::sweep_leftovers`]):
+    /// nothing of this process is staged yet at that point.
     pub fn stage(&self) -> Result<Staging, MediaError> {
+        self.swept.call_once(|| self.sweep_staging_leftovers());
         Staging::create(&self.upload.tmp_dir)
     }
 
-    /// Removes files that a crashed earlier process left in `UPLOAD_TMP_DIR`. Call it at cold
-    /// start, before this process stages anything: see [`staging::sweep_leftovers`].
-    pub async fn sweep_staging_leftovers(&self) {
-        let dir = self.upload.tmp_dir.clone();
-        let swept = tokio::task::spawn_blocking(move || {
-            staging::sweep_leftovers(&dir, std::process::id(), staging::process_is_alive)
-        })
-        .await;
-        match swept {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
+    fn sweep_staging_leftovers(&self) {
+        let dir = &self.upload.tmp_dir;
+        match staging::sweep_leftovers(dir, std::process::id(), staging::process_is_alive) {
+            0 => {}
+            n => tracing::info!(
                 removed = n,
                 "removed staged files left by an earlier process"
             ),
-            Err(e) => tracing::warn!(error = %e, "sweeping staged leftovers failed"),
         }
     }
 }

@@ -203,7 +203,11 @@ impl Media {
             },
             may_have_taken_effect,
         };
-        let response = match self.http.post(url).multipart(form).send().await {
+        let http = self.http().map_err(|error| Failure {
+            error,
+            may_have_taken_effect: false,
+        })?;
+        let response = match http.post(url).multipart(form).send().await {
             Ok(response) => response,
             // Without a connection nothing was sent; after one, the call may have been done.
             Err(e) => {
