@@ -83,3 +83,425 @@ pub fn cookie<'a>(set_cookies: &'a [String], name: &str) -> Option<&'a str> {
         .find_map(|c| c.strip_prefix(&format!("{name}=")))
         .map(|rest| rest.split(';').next().unwrap_or(""))
 }
+
+/// Everything a rejected request must leave unchanged: every non-empty collection of the database
+/// (count and a SHA-256 over its full contents; always users and sessions), our files in the
+/// staging directory, and the images the stand-in holds for the cloud.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Footprint {
+    /// `(collection, documents, sha256)`, by name.
+    pub collections: Vec<(String, u64, String)>,
+    pub staged: Vec<String>,
+    pub images: Vec<Value>,
+}
+
+impl Api {
+    /// The current [`Footprint`] of this API's database, staging directory and cloud.
+    pub async fn footprint(&self) -> Footprint {
+        let mut names = self
+            .db
+            .list_collection_names()
+            .await
+            .expect("list collections");
+        for always in ["users", "sessions"] {
+            if !names.iter().any(|n| n == always) {
+                names.push(always.to_owned());
+            }
+        }
+        names.sort();
+        let mut collections = Vec::new();
+        for name in names {
+            let (count, sha) = collection_digest(&self.db, &name).await;
+            // An empty collection appears when its indexes are created; that is not data.
+            if count > 0 || name == "users" || name == "sessions" {
+                collections.push((name, count, sha));
+            }
+        }
+        Footprint {
+            collections,
+            staged: staged_files(&self.staging),
+            images: self.stored_images().await,
+        }
+    }
+}
+
+/// Number of documents and a SHA-256 over all of them in `_id` order (extended JSON text).
+pub async fn collection_digest(db: &mongodb::Database, name: &str) -> (u64, String) {
+    use futures::TryStreamExt as _;
+    let docs: Vec<mongodb::bson::Document> = db
+        .collection::<mongodb::bson::Document>(name)
+        .find(mongodb::bson::doc! {})
+        .sort(mongodb::bson::doc! {"_id": 1})
+        .await
+        .expect("read the collection")
+        .try_collect()
+        .await
+        .expect("read the collection");
+    let text: String = docs.iter().map(|d| format!("{d}\n")).collect();
+    (docs.len() as u64, shared::sessions::token_hash(&text))
+}
+
+/// Our staged files (named [`shared::media::STAGING_PREFIX`]...) in `dir`, sorted.
+pub fn staged_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(shared::media::STAGING_PREFIX))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Reads what a log file gained after a point, e.g. the `cargo lambda watch` log during a test.
+pub struct LogCursor {
+    path: std::path::PathBuf,
+    start: u64,
+}
+
+impl LogCursor {
+    /// A cursor at the current end of `path` (which may not exist yet).
+    pub fn at_end(path: impl Into<std::path::PathBuf>) -> Self {
+        let path = path.into();
+        let start = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Self { path, start }
+    }
+
+    /// The text written since the cursor was made (lossy UTF-8).
+    pub fn new_text(&self) -> String {
+        use std::io::{Read as _, Seek as _};
+        let mut out = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(&self.path)
+            && f.seek(std::io::SeekFrom::Start(self.start)).is_ok()
+        {
+            let _ = f.read_to_end(&mut out);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The lines written since the cursor that report a panic.
+    pub fn panics(&self) -> Vec<String> {
+        self.new_text()
+            .lines()
+            .filter(|l| l.contains("panicked"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// A private `cargo lambda watch` serving the three functions with its own configuration, for
+/// tests that break a dependency (database, stand-in cloud, staging directory) and must not
+/// disturb the shared instance `make test` started. Its whole process group is stopped, by PID,
+/// when it is dropped.
+pub struct Watch {
+    pub base: String,
+    pub log: std::path::PathBuf,
+    pub vars: std::collections::HashMap<String, String>,
+    child: Option<std::process::Child>,
+}
+
+impl Watch {
+    /// A complete function configuration on the test services: a fresh database on the shared
+    /// server, a fresh cloud on the stand-in, fresh secrets and a fresh staging directory.
+    pub fn default_vars() -> std::collections::HashMap<String, String> {
+        let mut vars = testkit::test_vars(&testkit::Services::from_env());
+        vars.insert("REFRESH_REUSE_GRACE".into(), "2s".into());
+        vars.insert("COOKIE_SECURE".into(), "false".into());
+        // One JSON object per log line, so tests can read each request's status and latency.
+        vars.insert("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into());
+        vars
+    }
+
+    /// Starts `cargo lambda watch` with `vars` (and nothing else of the configuration from this
+    /// process's environment) and waits until each of `routes` has answered once, so that the
+    /// functions are running. The binaries are normally already built by `make test`.
+    pub async fn start(vars: std::collections::HashMap<String, String>, routes: &[&str]) -> Self {
+        use std::os::unix::process::CommandExt as _;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root")
+            .to_owned();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let log =
+            std::env::temp_dir().join(format!("videotube-watch-{}.log", testkit::random_suffix()));
+        let out = std::fs::File::create(&log).expect("watch log");
+        if let Some(dir) = vars.get("UPLOAD_TMP_DIR") {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let mut cmd = std::process::Command::new("cargo");
+        cmd.args([
+            "lambda",
+            "watch",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+        ])
+        .arg(port.to_string())
+        .arg("--ignore-changes")
+        .current_dir(&root)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().expect("log handle"))
+        .stderr(out)
+        .process_group(0);
+        for v in shared::config::VARIABLES {
+            cmd.env_remove(v.name);
+        }
+        for (k, _) in std::env::vars() {
+            if k.starts_with("CARGO_PKG_")
+                || k.starts_with("CARGO_MANIFEST_")
+                || k.starts_with("CARGO_BIN_")
+            {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(&vars);
+        let child = cmd
+            .spawn()
+            .expect("start cargo lambda watch (installed by make test)");
+        let mut watch = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+            vars,
+            child: Some(child),
+        };
+        watch.wait_ready(port, routes).await;
+        watch
+    }
+
+    async fn wait_ready(&mut self, port: u16, routes: &[&str]) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(std::process::Child::try_wait) {
+                panic!(
+                    "cargo lambda watch exited ({status}); log:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cargo lambda watch did not listen"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // The first request to a function builds (if needed) and starts it.
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(600))
+            .build()
+            .expect("http client");
+        for route in routes {
+            let url = format!("{}/api/v1/users/{route}", self.base);
+            let answered = http.post(&url).send().await;
+            let json = answered
+                .as_ref()
+                .ok()
+                .and_then(|r| r.headers().get("content-type"))
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+            assert!(
+                json,
+                "{route} did not start: {answered:?}; log:\n{}",
+                self.log_text()
+            );
+        }
+    }
+
+    pub fn url(&self, route: &str) -> String {
+        format!("{}/api/v1/users/{route}", self.base)
+    }
+
+    pub fn log_text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    /// The `fields` of every per-request log line the functions wrote (route, status,
+    /// latency_ms, request_id, ...), in order.
+    pub fn request_log(&self) -> Vec<Value> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+            .filter_map(|v| v.get("fields").cloned())
+            .filter(|f| f.get("status").is_some() && f.get("latency_ms").is_some())
+            .collect()
+    }
+
+    /// How many times a function process completed a cold start under this watch.
+    pub fn cold_starts(&self) -> usize {
+        self.log_text().matches("cold start complete").count()
+    }
+
+    /// An [`Api`] on this instance: its URL, database, cloud and staging directory.
+    pub async fn api(&self) -> Api {
+        let client = mongodb::Client::with_uri_str(&self.vars["MONGODB_URI"])
+            .await
+            .expect("mongodb client");
+        Api {
+            base: self.base.clone(),
+            http: reqwest::Client::builder().build().expect("http client"),
+            db: client.database(&self.vars["MONGODB_DB"]),
+            cloud: self.vars["CLOUDINARY_CLOUD_NAME"].clone(),
+            standin: required_env("TEST_CLOUDINARY_API_BASE"),
+            staging: self.vars["UPLOAD_TMP_DIR"].clone().into(),
+        }
+    }
+
+    /// Stops the whole process group (cargo lambda and the functions it runs), by PID.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // cargo lambda starts each function in a process group of its own: note their PIDs
+        // first, so they can be stopped by PID even if cargo lambda does not stop them itself.
+        let functions = descendants(child.id());
+        let signal = |sig: &str, target: &str| {
+            let _ = std::process::Command::new("kill")
+                .args([sig, "--", target])
+                .stderr(std::process::Stdio::null())
+                .status();
+        };
+        signal("-TERM", &format!("-{}", child.id()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        signal("-KILL", &format!("-{}", child.id()));
+        let _ = child.wait();
+        for pid in functions {
+            // Only if it is still the process we noted (same PID, same parent chain gone).
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                signal("-KILL", &pid.to_string());
+            }
+        }
+    }
+}
+
+/// The PIDs of every process descended from `root`, from `/proc/*/stat`.
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter_map(|pid| {
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                    // The command name (field 2) may hold spaces; the parent follows its ')'.
+                    let ppid = stat
+                        .rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse()
+                        .ok()?;
+                    Some((pid, ppid))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
+        // The staging directory made by `default_vars`, only when empty: a leftover stays visible.
+        if let Some(dir) = self.vars.get("UPLOAD_TMP_DIR").map(std::path::Path::new)
+            && dir.starts_with(std::env::temp_dir())
+            && dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("videotube-test-staging-"))
+        {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Sends a request and returns status, headers, JSON body and how long the answer took,
+/// checking the error envelope's schema for every 4xx and 5xx.
+pub async fn send_timed(
+    req: reqwest::RequestBuilder,
+) -> (u16, reqwest::header::HeaderMap, Value, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let resp = req.send().await.expect("the local API answers");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.expect("body");
+    let elapsed = started.elapsed();
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("HTTP {status}, not JSON: {text}"));
+    assert!(
+        headers
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json")),
+        "content type of {text}"
+    );
+    if status >= 400 {
+        assert_error_envelope(status, &body);
+    }
+    (status, headers, body, elapsed)
+}
+
+/// The documented error envelope: `statusCode` equal to the HTTP status, `success: false`,
+/// `data: null`, a string `message`, `errors` as `[{field, message}]` of strings, a `requestId`.
+pub fn assert_error_envelope(status: u16, body: &Value) {
+    assert_eq!(
+        body["statusCode"], status,
+        "statusCode equals the HTTP status: {body}"
+    );
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message: {body}"
+    );
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("errors array: {body}"));
+    for e in errors {
+        let obj = e
+            .as_object()
+            .unwrap_or_else(|| panic!("error entry is an object: {body}"));
+        assert!(
+            obj["field"].is_string() && obj["message"].is_string(),
+            "{body}"
+        );
+        assert_eq!(obj.len(), 2, "only field and message: {body}");
+    }
+    assert!(
+        body["requestId"].as_str().is_some_and(|s| !s.is_empty()),
+        "requestId: {body}"
+    );
+    let allowed = [
+        "statusCode",
+        "data",
+        "message",
+        "success",
+        "errors",
+        "requestId",
+    ];
+    let keys = body.as_object().expect("an object");
+    assert!(
+        keys.keys().all(|k| allowed.contains(&k.as_str())),
+        "extra keys: {body}"
+    );
+}

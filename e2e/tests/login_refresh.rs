@@ -16,37 +16,75 @@ async fn a_client_logs_in_refreshes_twice_and_a_replayed_token_is_caught() {
     let name = seeded(&api).await;
 
     let (status, cookies, body) = api
-        .send(api.http.post(api.url("login")).json(&json!({"username": name.to_uppercase(), "password": PASSWORD})))
+        .send(
+            api.http
+                .post(api.url("login"))
+                .json(&json!({"username": name.to_uppercase(), "password": PASSWORD})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["user"]["username"], name.as_str());
-    let first = cookie(&cookies, "refreshToken").expect("refresh cookie").to_owned();
+    let first = cookie(&cookies, "refreshToken")
+        .expect("refresh cookie")
+        .to_owned();
     assert_eq!(body["data"]["refreshToken"], first.as_str());
-    assert!(cookies.iter().any(|c| c.starts_with("accessToken=") && c.contains("HttpOnly") && c.contains("SameSite=Lax")));
-    assert!(cookies.iter().any(|c| c.starts_with("refreshToken=") && c.contains("Path=/api/v1/users") && c.contains("SameSite=Strict")));
+    assert!(cookies.iter().any(|c| c.starts_with("accessToken=")
+        && c.contains("HttpOnly")
+        && c.contains("SameSite=Lax")));
+    assert!(cookies.iter().any(|c| c.starts_with("refreshToken=")
+        && c.contains("Path=/api/v1/users")
+        && c.contains("SameSite=Strict")));
 
     // Refresh with the cookie, as a browser would.
     let (status, cookies, body) = api
-        .send(api.http.post(api.url("refresh-token")).header("cookie", format!("refreshToken={first}")))
+        .send(
+            api.http
+                .post(api.url("refresh-token"))
+                .header("cookie", format!("refreshToken={first}")),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
-    let second = cookie(&cookies, "refreshToken").expect("rotated cookie").to_owned();
+    let second = cookie(&cookies, "refreshToken")
+        .expect("rotated cookie")
+        .to_owned();
     assert_ne!(second, first);
 
     // Refresh again with the body, as a mobile client would.
-    let (status, _, body) = api.send(api.http.post(api.url("refresh-token")).json(&json!({"refreshToken": second}))).await;
+    let (status, _, body) = api
+        .send(
+            api.http
+                .post(api.url("refresh-token"))
+                .json(&json!({"refreshToken": second})),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    let third = body["data"]["refreshToken"].as_str().expect("third token").to_owned();
+    let third = body["data"]["refreshToken"]
+        .as_str()
+        .expect("third token")
+        .to_owned();
 
     // `make test` runs the functions with REFRESH_REUSE_GRACE=2s: after it, replaying the first
     // token is theft, and the session dies with it.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let (status, _, body) = api
-        .send(api.http.post(api.url("refresh-token")).header("cookie", format!("refreshToken={first}")))
+        .send(
+            api.http
+                .post(api.url("refresh-token"))
+                .header("cookie", format!("refreshToken={first}")),
+        )
         .await;
     assert_eq!(status, 401, "{body}");
-    let (status, _, body) = api.send(api.http.post(api.url("refresh-token")).json(&json!({"refreshToken": third}))).await;
-    assert_eq!(status, 401, "the current token of a revoked session stops working: {body}");
+    let (status, _, body) = api
+        .send(
+            api.http
+                .post(api.url("refresh-token"))
+                .json(&json!({"refreshToken": third})),
+        )
+        .await;
+    assert_eq!(
+        status, 401,
+        "the current token of a revoked session stops working: {body}"
+    );
 }
 
 #[tokio::test]
@@ -54,12 +92,39 @@ async fn bad_requests_over_http_get_json_envelopes_not_html() {
     let api = Api::connect().await;
     let name = seeded(&api).await;
     let cases = [
-        (api.http.post(api.url("login")).header("content-type", "application/json").body("{not json"), 400),
-        (api.http.post(api.url("login")).header("content-type", "text/html").body("<b>x</b>"), 415),
-        (api.http.post(api.url("login")).json(&json!({"username": {"$gt": ""}, "password": PASSWORD})), 400),
-        (api.http.post(api.url("login")).json(&json!({"username": name, "password": "wrong password"})), 401),
+        (
+            api.http
+                .post(api.url("login"))
+                .header("content-type", "application/json")
+                .body("{not json"),
+            400,
+        ),
+        (
+            api.http
+                .post(api.url("login"))
+                .header("content-type", "text/html")
+                .body("<b>x</b>"),
+            415,
+        ),
+        (
+            api.http
+                .post(api.url("login"))
+                .json(&json!({"username": {"$gt": ""}, "password": PASSWORD})),
+            400,
+        ),
+        (
+            api.http
+                .post(api.url("login"))
+                .json(&json!({"username": name, "password": "wrong password"})),
+            401,
+        ),
         (api.http.post(api.url("refresh-token")), 401),
-        (api.http.post(api.url("refresh-token")).header("cookie", "refreshToken=eyJhbGciOiJub25lIn0.e30."), 401),
+        (
+            api.http
+                .post(api.url("refresh-token"))
+                .header("cookie", "refreshToken=eyJhbGciOiJub25lIn0.e30."),
+            401,
+        ),
     ];
     for (req, expected) in cases {
         let (status, cookies, body) = api.send(req).await;

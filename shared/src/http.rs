@@ -3,15 +3,17 @@
 //! A handler is an `async fn(&App, Request) -> Result<Reply, ApiError>`. [`respond`] runs it,
 //! catches panics, turns the outcome into the Node-compatible envelope (always JSON, `statusCode`
 //! equal to the HTTP status), and writes one log line per request. [`serve`] plugs it into the
-//! Lambda runtime, after rejecting bodies that API Gateway marked base64 but that do not decode
-//! (lambda_http would otherwise panic while converting the event).
+//! Lambda runtime, after repairing what in an event would make lambda_http panic while converting
+//! it: bodies marked base64 that do not decode, and a Host, X-Forwarded-Proto, path or query that
+//! do not form a URL (see [`sanitize_event`]).
 use std::{convert::Infallible, panic::AssertUnwindSafe, time::Instant};
 
 use base64::Engine as _;
 use futures::FutureExt as _;
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::{
-    Body, LambdaEvent, Request, RequestExt, Response, Service, request::LambdaRequest,
+    Body, LambdaEvent, Request, RequestExt, Response, Service,
+    aws_lambda_events::apigw::ApiGatewayV2httpRequest, request::LambdaRequest,
     request::RequestContext,
 };
 use serde::Serialize;
@@ -174,8 +176,8 @@ where
     lambda_runtime::run(RejectUndecodableBase64(lambda_http::Adapter::from(handler))).await
 }
 
-/// Marks (instead of passing on) events whose `isBase64Encoded` body is not base64, because
-/// lambda_http's event conversion panics on them and the client would get a bare 500.
+/// Repairs events before lambda_http converts them (see [`sanitize_event`]): without it, a body
+/// flagged base64 that is not, or a hostile Host header, would be a panic and a bare 500.
 struct RejectUndecodableBase64<S>(S);
 
 impl<S> Service<LambdaEvent<LambdaRequest>> for RejectUndecodableBase64<S>
@@ -194,26 +196,116 @@ where
     }
 
     fn call(&mut self, mut event: LambdaEvent<LambdaRequest>) -> Self::Future {
-        mark_undecodable_base64(&mut event.payload);
+        sanitize_event(&mut event.payload);
         self.0.call(event)
     }
 }
 
-fn mark_undecodable_base64(event: &mut LambdaRequest) {
+/// Repairs, in place, every part of an event that lambda_http's conversion to a `Request` would
+/// panic on (it unwraps `Url::parse` of scheme, host and path, and the final URI), so a hostile
+/// header can never turn into a bare, non-JSON 500 that names the panic. None of these parts
+/// matters to our handlers; they are dropped, not guessed. Also marks undecodable base64 bodies.
+fn sanitize_event(event: &mut LambdaRequest) {
     #[allow(irrefutable_let_patterns)] // one variant with our feature set; the enum may grow
     if let LambdaRequest::ApiGatewayV2(req) = event {
-        req.headers.remove(BAD_BASE64_MARKER);
-        let undecodable = req.is_base64_encoded
-            && req
-                .body
-                .as_deref()
-                .is_some_and(|b| base64::engine::general_purpose::STANDARD.decode(b).is_err());
-        if undecodable {
-            req.body = None;
-            req.is_base64_encoded = false;
-            req.headers
-                .insert(BAD_BASE64_MARKER, HeaderValue::from_static("1"));
+        let proto_is_valid = req
+            .headers
+            .get(FORWARDED_PROTO)
+            .map(|v| v.as_bytes())
+            .is_none_or(|v| v.eq_ignore_ascii_case(b"https") || v.eq_ignore_ascii_case(b"http"));
+        if !proto_is_valid {
+            req.headers.remove(FORWARDED_PROTO);
         }
+        let scheme = req
+            .headers
+            .get(FORWARDED_PROTO)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("https")
+            .to_owned();
+        let path = match req.request_context.stage.as_deref() {
+            Some(stage) if stage != "$default" => {
+                let raw = req.raw_path.as_deref().unwrap_or_default();
+                if raw.starts_with(&format!("/{stage}/")) {
+                    raw.to_owned()
+                } else {
+                    format!("/{stage}{raw}")
+                }
+            }
+            _ => req.raw_path.clone().unwrap_or_default(),
+        };
+        let header_host = req
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if header_host.is_some() && url_for(&scheme, header_host.as_deref(), &path).is_none() {
+            req.headers.remove(header::HOST);
+        }
+        let host_from_header = req
+            .headers
+            .get(header::HOST)
+            .is_some_and(|v| v.to_str().is_ok());
+        if !host_from_header
+            && req.request_context.domain_name.is_some()
+            && url_for(&scheme, req.request_context.domain_name.as_deref(), &path).is_none()
+        {
+            req.request_context.domain_name = None;
+        }
+        let host = if host_from_header {
+            header_host
+        } else {
+            req.request_context.domain_name.clone()
+        };
+        match url_for(&scheme, host.as_deref(), &path) {
+            Some(mut uri) => {
+                if let Some(query) = req.raw_query_string.as_deref().filter(|q| !q.is_empty()) {
+                    uri.push('?');
+                    uri.push_str(query);
+                    if http::Uri::try_from(uri).is_err() {
+                        req.raw_query_string = None;
+                    }
+                }
+            }
+            // Only a path that is no URL path at all gets here (API Gateway always sends one).
+            None => {
+                req.raw_path = None;
+                req.raw_query_string = None;
+            }
+        }
+        mark_undecodable_base64(req);
+    }
+}
+
+const FORWARDED_PROTO: &str = "x-forwarded-proto";
+
+/// The URL lambda_http builds from these parts, or `None` where it would panic.
+fn url_for(scheme: &str, host: Option<&str>, path: &str) -> Option<String> {
+    let url = match host {
+        None => url::Url::parse(&format!("http://localhost{path}"))
+            .ok()?
+            .path()
+            .to_owned(),
+        Some(host) => url::Url::parse(&format!("{scheme}://{host}{path}"))
+            .ok()?
+            .to_string(),
+    };
+    http::Uri::try_from(url.as_str()).ok().map(|_| url)
+}
+
+/// Marks (instead of passing on) a body that is flagged base64 but does not decode, because
+/// lambda_http's conversion panics on it; [`respond`] answers such a request with a 400.
+fn mark_undecodable_base64(req: &mut ApiGatewayV2httpRequest) {
+    req.headers.remove(BAD_BASE64_MARKER);
+    let undecodable = req.is_base64_encoded
+        && req
+            .body
+            .as_deref()
+            .is_some_and(|b| base64::engine::general_purpose::STANDARD.decode(b).is_err());
+    if undecodable {
+        req.body = None;
+        req.is_base64_encoded = false;
+        req.headers
+            .insert(BAD_BASE64_MARKER, HeaderValue::from_static("1"));
     }
 }
 
@@ -221,7 +313,7 @@ fn mark_undecodable_base64(event: &mut LambdaRequest) {
 /// exactly as [`serve`] does at run time. Used to replay the files in `events/`.
 pub fn request_from_event(json: &str) -> Result<Request, serde_json::Error> {
     let mut event: LambdaRequest = serde_json::from_str(json)?;
-    mark_undecodable_base64(&mut event);
+    sanitize_event(&mut event);
     Ok(Request::from(event))
 }
 
@@ -417,6 +509,65 @@ mod tests {
             let e = read_fields(&req, 100).expect_err("must fail");
             assert_eq!(e.status().as_u16(), status, "{e:?}");
         }
+    }
+
+    fn event_with(host: &str, proto: &str, domain: &str, path: &str, query: &str) -> String {
+        json!({
+            "version": "2.0",
+            "routeKey": "POST /api/v1/users/login",
+            "rawPath": path,
+            "rawQueryString": query,
+            "headers": {"host": host, "x-forwarded-proto": proto, "content-type": "application/json"},
+            "requestContext": {
+                "domainName": domain,
+                "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7"},
+                "requestId": "r-1",
+                "stage": "$default",
+            },
+            "isBase64Encoded": false,
+            "body": "{}",
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn hostile_host_proto_path_or_query_never_make_the_event_conversion_panic() {
+        let cases = [
+            ("a b", "https", "api.example.com", "/x", ""),
+            ("a:notaport", "https", "api.example.com", "/x", ""),
+            ("[::1", "https", "api.example.com", "/x", ""),
+            ("api.example.com", "ht tp", "api.example.com", "/x", ""),
+            ("api.example.com", "", "api.example.com", "/x", ""),
+            ("a b", "https", "c d", "/x", ""),
+            ("a b", "https", "c d", ":99999", "q=\"{}\" x"),
+            (
+                "api.example.com",
+                "https",
+                "api.example.com",
+                "/x",
+                "a=\"b c\"&{}",
+            ),
+        ];
+        for (host, proto, domain, path, query) in cases {
+            let json = event_with(host, proto, domain, path, query);
+            let req = std::panic::catch_unwind(|| request_from_event(&json))
+                .unwrap_or_else(|_| panic!("conversion panicked for {json}"))
+                .expect("event parses");
+            assert_eq!(req.method(), http::Method::POST);
+        }
+        let good = request_from_event(&event_with(
+            "api.example.com",
+            "https",
+            "api.example.com",
+            "/api/v1/users/login",
+            "a=1",
+        ))
+        .expect("event parses");
+        assert_eq!(
+            good.uri().to_string(),
+            "https://api.example.com/api/v1/users/login?a=1",
+            "valid parts are kept as they are"
+        );
     }
 
     #[test]

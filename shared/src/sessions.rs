@@ -10,8 +10,13 @@
 //!
 //! A token that already has a successor is either a client racing itself (the successor is
 //! younger than the grace period: refused, session kept) or reuse of a stolen or stale token
-//! (the whole session is revoked).
-use std::time::Duration;
+//! (the whole session is revoked) - unless the successor is one this process recorded but could
+//! not hand out (the database failed before answering): see [`Undelivered`].
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use mongodb::bson::{DateTime, doc, oid::ObjectId};
 use serde::{Deserialize, Serialize};
@@ -121,10 +126,64 @@ pub enum Refusal {
     Reused,
 }
 
+/// A successful rotation: the session, and the id of the refresh token to issue in it.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub session: SessionDoc,
+    pub jti: String,
+}
+
+/// Successor tokens this process recorded, or may have recorded, without being able to hand
+/// them out: the database failed (a crash, a dropped connection) after receiving the insert and
+/// before answering, so the client got a 503 and will retry with the token it still holds.
+/// Without this, that retry would find a successor it never received and, after the grace
+/// period, revoke its session as if the token had been stolen: a 503 that invites a retry must
+/// not end in a logout.
+///
+/// Keyed by the hash of the presented token. An entry is used at most once, only by a client
+/// presenting that exact token, and only while the recorded successor is still the token's
+/// successor; nobody can have seen the successor, since its answer was never sent. A second
+/// presenter of the same token meets the usual reuse detection. In-process by nature: a retry
+/// that reaches another instance gets the usual answer (401, and revocation after the grace).
+#[derive(Debug, Default)]
+pub struct Undelivered(Mutex<HashMap<String, (String, Instant)>>);
+
+impl Undelivered {
+    /// Retries come after an outage; anything older is forgotten.
+    const KEEP: Duration = Duration::from_secs(15 * 60);
+    const MAX_ENTRIES: usize = 10_000;
+
+    fn remember(&self, old_hash: &str, new_jti: &str) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= Self::MAX_ENTRIES {
+            map.retain(|_, (_, at)| at.elapsed() < Self::KEEP);
+            if map.len() >= Self::MAX_ENTRIES {
+                map.clear();
+            }
+        }
+        map.insert(old_hash.to_owned(), (new_jti.to_owned(), Instant::now()));
+    }
+
+    fn take(&self, old_hash: &str) -> Option<String> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.remove(old_hash)
+            .filter(|(_, at)| at.elapsed() < Self::KEEP)
+            .map(|(jti, _)| jti)
+    }
+}
+
 /// Replaces the token `old_jti` of session `sid` by `new_jti`, if `old_jti` is current.
 ///
 /// One round trip in the common case: the successor's insert (the compare-and-swap), the check
-/// that `old_jti` was issued in this session, and the session read run concurrently.
+/// that `old_jti` was issued in this session, and the session read run concurrently. The token
+/// to issue is normally `new_jti`; it is an earlier, undelivered successor when this completes a
+/// rotation whose answer was lost (see [`Undelivered`]).
 pub async fn rotate(
     store: &Store,
     sid: &SessionId,
@@ -133,7 +192,7 @@ pub async fn rotate(
     new_jti: &str,
     reuse_grace: Duration,
     token_ttl: Duration,
-) -> Result<Result<SessionDoc, Refusal>, StoreError> {
+) -> Result<Result<Rotated, Refusal>, StoreError> {
     let now = DateTime::now();
     let old = token_hash(old_jti);
     let successor = RefreshTokenDoc {
@@ -155,6 +214,12 @@ pub async fn rotate(
             .find_one(doc! {"_id": sid.as_ref(), "userId": user.0}),
     );
     let claimed = claimed.map_err(StoreError::from);
+    // The successor may be on record (inserted, or sent without an answer) while this request
+    // is about to fail: the client will come back with the same token.
+    let recorded = matches!(claimed, Ok(_) | Err(StoreError::Unavailable(_)));
+    if recorded && (claimed.is_err() || issued.is_err() || session.is_err()) {
+        store.undelivered.remember(&old, new_jti);
+    }
     let refusal = match (issued?, session?) {
         (Some(_), Some(s)) if s.revoked_at.is_none() && s.expires_at > now => Ok(s),
         (Some(_), Some(_)) => Err(Refusal::Ended),
@@ -173,11 +238,29 @@ pub async fn rotate(
             return Ok(Err(refusal));
         }
     };
+    let rotated = |jti: &str| {
+        Ok(Ok(Rotated {
+            session: session.clone(),
+            jti: jti.to_owned(),
+        }))
+    };
     match claimed {
-        Ok(_) => Ok(Ok(session)),
+        Ok(_) => rotated(new_jti),
         Err(StoreError::Duplicate(_)) => {
             // Already replaced: find out how long ago. Only this rare path pays a second trip.
             let replaced = store.refresh_tokens.find_one(doc! {"parent": &old}).await?;
+            if let Some(r) = &replaced {
+                // Our own record: the driver retried an insert whose first answer was lost.
+                if r.id == successor.id {
+                    return rotated(new_jti);
+                }
+                if let Some(jti) = store.undelivered.take(&old)
+                    && r.id == token_hash(&jti)
+                {
+                    tracing::info!(session_id = %sid, "completing a rotation whose answer was lost");
+                    return rotated(&jti);
+                }
+            }
             let grace = i64::try_from(reuse_grace.as_millis()).unwrap_or(i64::MAX);
             let grace_start = DateTime::from_millis(now.timestamp_millis().saturating_sub(grace));
             if replaced.is_some_and(|r| r.issued_at > grace_start) {
@@ -205,6 +288,19 @@ pub async fn revoke(store: &Store, sid: &SessionId) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_undelivered_successor_is_handed_out_once_and_only_for_its_own_token() {
+        let u = Undelivered::default();
+        u.remember("hash-of-old", "new-jti");
+        assert_eq!(u.take("hash-of-another"), None);
+        assert_eq!(u.take("hash-of-old").as_deref(), Some("new-jti"));
+        assert_eq!(
+            u.take("hash-of-old"),
+            None,
+            "a second presenter meets reuse detection"
+        );
+    }
 
     #[test]
     fn token_hashes_are_sha256_hex_and_never_the_input() {

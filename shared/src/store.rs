@@ -88,6 +88,8 @@ pub struct Store {
     pub users: Collection<UserDoc>,
     pub sessions: Collection<SessionDoc>,
     pub refresh_tokens: Collection<RefreshTokenDoc>,
+    /// Rotations whose answer this process could not give (see [`crate::sessions::rotate`]).
+    pub(crate) undelivered: crate::sessions::Undelivered,
     indexes: OnceCell<()>,
 }
 
@@ -111,6 +113,7 @@ impl Store {
             sessions: db.collection(SESSIONS),
             refresh_tokens: db.collection(REFRESH_TOKENS),
             db,
+            undelivered: crate::sessions::Undelivered::default(),
             indexes: OnceCell::new(),
         }
     }

@@ -56,9 +56,9 @@ async fn refresh(app: &App, req: Request) -> Result<Reply, ApiError> {
     let new_jti = new_jti();
     let grace = app.config.tokens.reuse_grace;
     let ttl = app.config.tokens.refresh_ttl;
-    let session =
+    let rotated =
         match sessions::rotate(store, &sid, user, &claims.jti, &new_jti, grace, ttl).await? {
-            Ok(session) => session,
+            Ok(rotated) => rotated,
             Err(Refusal::JustRotated) => return Err(ApiError::Unauthorized(ALREADY_USED)),
             Err(Refusal::Reused) => {
                 tracing::warn!(
@@ -73,12 +73,13 @@ async fn refresh(app: &App, req: Request) -> Result<Reply, ApiError> {
                 return Err(ApiError::Unauthorized(EXPIRED_OR_USED));
             }
         };
+    let session = &rotated.session;
     let pair = auth::issue(
         app,
         &claims.sub,
         &session.claims,
         &session.id,
-        &new_jti,
+        &rotated.jti,
         session.expires_at,
     )?;
     let [access_cookie, refresh_cookie] = pair.cookies(app);
