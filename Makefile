@@ -1,5 +1,5 @@
 # The two commands of the README, plus the checks CI runs. Every target installs what it needs.
-.PHONY: dev test lint check secrets
+.PHONY: dev test lint check secrets bench
 
 # Run the three functions locally at http://127.0.0.1:9000 on the embedded default stack.
 dev:
@@ -16,3 +16,14 @@ lint:
 # Print fresh 256-bit token secrets as .env lines.
 secrets:
 	@cargo run --quiet -p devtools --bin gen-secrets
+
+# Measure cold start, latency against the floor, local HTTP throughput, binary size and memory
+# of the release binaries side by side; prints a table, writes bench-results/latest.{json,txt}.
+bench:
+	@dev/bin/bench
+
+# A bounded load test (60 s, 32 clients, login/refresh/register) and the login timing
+# comparison, against a private stack this starts and stops; prints both tables.
+.PHONY: load
+load:
+	@dev/bin/load

@@ -1,0 +1,434 @@
+//! Latency against the floor: each handler, called in-process on the real database and the
+//! Cloudinary stand-in, beside the least work its route cannot avoid, alternating the two.
+//!
+//! - login: the handler vs one bare argon2id verification of the same stored hash;
+//! - refresh: the handler vs one bare `find_one_and_update` (by `_id`, returning the document)
+//!   on the same database;
+//! - register (1 MiB avatar): the handler vs (argon2id hash in parallel with one upload of the
+//!   same bytes) followed by one insert.
+//!
+//! Iterations alternate handler-first and floor-first, so drift in the machine's speed hits both
+//! series alike; the report compares their medians.
+use std::time::{Duration, Instant};
+
+use argon2::{
+    Argon2, PasswordHash, PasswordHasher as _, PasswordVerifier as _,
+    password_hash::{SaltString, rand_core::OsRng},
+};
+use bytes::Bytes;
+use lambda_http::{Body, Response};
+use mongodb::{
+    bson::{DateTime, Document, doc, oid::ObjectId},
+    options::ReturnDocument,
+};
+use secrecy::ExposeSecret as _;
+use serde::Serialize;
+use serde_json::Value;
+use shared::{
+    App, sessions,
+    store::Store,
+    tokens::new_jti,
+    users::{self, Identifier, ImageRef, UserDoc},
+};
+
+use crate::{
+    dbproxy::DbProxy,
+    stats::{Summary, median_sorted},
+    workload,
+};
+
+/// How a handler compares with its floor.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub route: String,
+    pub floor: String,
+    pub handler: Summary,
+    pub floor_timings: Summary,
+    /// handler median / floor median.
+    pub ratio: f64,
+    /// handler median - floor median, in milliseconds.
+    pub extra_ms: f64,
+}
+
+impl Comparison {
+    fn new(route: &str, floor: &str, handler: &[Duration], floor_t: &[Duration]) -> Self {
+        let (handler, floor_timings) = (Summary::of(handler), Summary::of(floor_t));
+        Self {
+            route: route.to_owned(),
+            floor: floor.to_owned(),
+            ratio: handler.median_ms / floor_timings.median_ms,
+            extra_ms: handler.median_ms - floor_timings.median_ms,
+            handler,
+            floor_timings,
+        }
+    }
+}
+
+/// One route's handler, called in-process the way the runtime calls it, with the state the
+/// next call needs (the newest refresh token, a fresh username per registration).
+pub struct Caller {
+    app: &'static App,
+    kind: Kind,
+}
+
+enum Kind {
+    Login { username: String },
+    Refresh { token: String },
+    Register { avatar: Bytes },
+}
+
+impl Caller {
+    pub fn login(app: &'static App, username: &str) -> Self {
+        let username = username.to_owned();
+        Self {
+            app,
+            kind: Kind::Login { username },
+        }
+    }
+
+    /// Starts a refresh chain from a fresh login of `username`.
+    pub async fn refresh(app: &'static App, username: &str) -> Result<Self, String> {
+        let token = fresh_refresh_token(app, username).await?;
+        Ok(Self {
+            app,
+            kind: Kind::Refresh { token },
+        })
+    }
+
+    /// Registrations of fresh users with a 1 MiB avatar.
+    pub fn register(app: &'static App, avatar: Bytes) -> Self {
+        Self {
+            app,
+            kind: Kind::Register { avatar },
+        }
+    }
+
+    /// One call: builds the request (untimed), then times `handle` alone and checks the answer.
+    /// Returns when the call started and ended.
+    pub async fn call(&mut self) -> Result<(Instant, Instant), String> {
+        let app = self.app;
+        match &mut self.kind {
+            Kind::Login { username } => {
+                let req = testkit::post_json(workload::LOGIN_PATH, &workload::login_json(username));
+                let started = Instant::now();
+                let resp = login::handle(app, req).await;
+                let ended = Instant::now();
+                expect_status(&resp, 200, "login")?;
+                Ok((started, ended))
+            }
+            Kind::Refresh { token } => {
+                let req = testkit::with_cookie(
+                    testkit::post(workload::REFRESH_PATH, None, Body::Empty),
+                    "refreshToken",
+                    token,
+                );
+                let started = Instant::now();
+                let resp = refresh::handle(app, req).await;
+                let ended = Instant::now();
+                let body = expect_status(&resp, 200, "refresh")?;
+                *token =
+                    workload::refresh_token_of(&body).ok_or("refresh answer without a token")?;
+                Ok((started, ended))
+            }
+            Kind::Register { avatar } => {
+                let username = workload::unique_name("bh");
+                let (ct, body) = workload::register_form(&username, avatar, None);
+                let req = testkit::post(workload::REGISTER_PATH, Some(&ct), Body::Binary(body));
+                let started = Instant::now();
+                let resp = register::handle(app, req).await;
+                let ended = Instant::now();
+                expect_status(&resp, 201, "register")?;
+                Ok((started, ended))
+            }
+        }
+    }
+}
+
+/// Calls the handler and `floor` `pairs` times each (after `WARMUP` unrecorded pairs),
+/// swapping which goes first on every pair.
+async fn alternate<F, FF>(
+    pairs: usize,
+    caller: &mut Caller,
+    mut floor: F,
+) -> Result<(Vec<Duration>, Vec<Duration>), String>
+where
+    F: FnMut() -> FF,
+    FF: Future<Output = Result<Duration, String>>,
+{
+    let (mut h, mut f) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
+    for i in 0..WARMUP + pairs {
+        let (ht, ft) = if i % 2 == 0 {
+            let (start, end) = caller.call().await?;
+            (end - start, floor().await?)
+        } else {
+            let ft = floor().await?;
+            let (start, end) = caller.call().await?;
+            (end - start, ft)
+        };
+        if i >= WARMUP {
+            h.push(ht);
+            f.push(ft);
+        }
+    }
+    Ok((h, f))
+}
+
+const WARMUP: usize = 3;
+
+pub async fn login(app: &'static App, username: &str, pairs: usize) -> Result<Comparison, String> {
+    let store = store(app).await?;
+    let user = users::find_for_login(store, &Identifier::Username(username.to_owned()))
+        .await
+        .map_err(|e| format!("reading the seeded user: {e}"))?
+        .ok_or("the seeded user is missing")?;
+    let stored_hash = user.password_hash.as_str();
+    let floor = || async move {
+        let started = Instant::now();
+        let parsed = PasswordHash::new(stored_hash).map_err(|e| e.to_string())?;
+        let ok = Argon2::default()
+            .verify_password(workload::PASSWORD.as_bytes(), &parsed)
+            .is_ok();
+        let took = started.elapsed();
+        if !ok {
+            return Err("the floor's argon2id verification failed".to_owned());
+        }
+        Ok(took)
+    };
+    let (h, f) = alternate(pairs, &mut Caller::login(app, username), floor).await?;
+    Ok(Comparison::new("login", "bare argon2id verify", &h, &f))
+}
+
+pub async fn refresh(
+    app: &'static App,
+    username: &str,
+    pairs: usize,
+) -> Result<Comparison, String> {
+    let store = store(app).await?;
+    let mut caller = Caller::refresh(app, username).await?;
+    // The floor's document lives in its own collection of the same database, so the floor does
+    // not depend on how sessions are modelled: one document, updated by `_id`, returned.
+    let collection = store.db.collection::<Document>("bench_floor");
+    let floor_id = ObjectId::new();
+    let fields =
+        || doc! {"tokenHash": sessions::token_hash(&new_jti()), "rotatedAt": DateTime::now()};
+    let mut first = fields();
+    first.insert("_id", floor_id);
+    collection
+        .insert_one(first)
+        .await
+        .map_err(|e| format!("creating the floor document: {e}"))?;
+    let collection = &collection;
+    let floor = || async move {
+        let started = Instant::now();
+        let updated = collection
+            .find_one_and_update(doc! {"_id": floor_id}, doc! {"$set": fields()})
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| e.to_string())?;
+        let took = started.elapsed();
+        updated.ok_or("the floor document is missing")?;
+        Ok(took)
+    };
+    let (h, f) = alternate(pairs, &mut caller, floor).await?;
+    Ok(Comparison::new(
+        "refresh",
+        "bare find_one_and_update",
+        &h,
+        &f,
+    ))
+}
+
+pub async fn register(app: &'static App, pairs: usize) -> Result<Comparison, String> {
+    let store = store(app).await?;
+    let avatar = Bytes::from(workload::png(workload::MIB));
+    let mut caller = Caller::register(app, avatar.clone());
+    let avatar = &avatar;
+    let http = &reqwest::Client::new();
+    let floor = || async move {
+        let username = workload::unique_name("bf");
+        let started = Instant::now();
+        let hash = tokio::task::spawn_blocking(|| {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(workload::PASSWORD.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| e.to_string())
+        });
+        let (hash, avatar) = tokio::join!(hash, upload(app, http, avatar.clone()));
+        let hash = hash.map_err(|e| e.to_string())??;
+        insert(store, &username, hash, avatar?).await?;
+        Ok(started.elapsed())
+    };
+    let (h, f) = alternate(pairs, &mut caller, floor).await?;
+    Ok(Comparison::new(
+        "register (1 MiB avatar)",
+        "argon2id hash || one upload, then one insert",
+        &h,
+        &f,
+    ))
+}
+
+/// Where one handler's time goes, seen from the database's side of a [`DbProxy`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Breakdown {
+    pub route: String,
+    pub calls: usize,
+    pub handler_median_ms: f64,
+    /// Median number of database round trips per call.
+    pub round_trips: f64,
+    /// Median time per call with at least one database request outstanding.
+    pub db_wait_median_ms: f64,
+    /// Median of (handler - database wait): parsing, hashing, signing, uploads, scheduling.
+    pub outside_db_median_ms: f64,
+}
+
+/// Calls a handler `calls` times through an app whose database traffic goes through `proxy`.
+pub async fn breakdown(
+    route: &str,
+    caller: &mut Caller,
+    proxy: &DbProxy,
+    calls: usize,
+) -> Result<Breakdown, String> {
+    let (mut total, mut trips, mut wait, mut outside) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..WARMUP + calls {
+        let (start, end) = caller.call().await?;
+        if i < WARMUP {
+            continue;
+        }
+        let usage = proxy.usage(start, end);
+        let took = (end - start).as_secs_f64() * 1e3;
+        let waited = usage.waiting.as_secs_f64() * 1e3;
+        total.push(took);
+        trips.push(usage.round_trips as f64);
+        wait.push(waited);
+        outside.push(took - waited);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        median_sorted(&v)
+    };
+    Ok(Breakdown {
+        route: route.to_owned(),
+        calls,
+        handler_median_ms: median(total),
+        round_trips: median(trips),
+        db_wait_median_ms: median(wait),
+        outside_db_median_ms: median(outside),
+    })
+}
+
+/// One signed upload of `bytes` to the configured Cloudinary (the stand-in), straight from
+/// memory with a plain pooled reqwest client: what any client must send and wait for, with none
+/// of the handler's staging.
+async fn upload(app: &App, http: &reqwest::Client, bytes: Bytes) -> Result<ImageRef, String> {
+    let c = &app.media.cloudinary;
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        .to_string();
+    let params = [
+        ("folder", c.folder.as_str()),
+        ("public_id", id.as_str()),
+        ("timestamp", timestamp.as_str()),
+    ];
+    let signature = shared::media::cloudinary::request_signature(
+        &params,
+        c.api_secret.expose_secret(),
+        c.signature_algorithm,
+    );
+    let len = bytes.len() as u64;
+    let file = reqwest::multipart::Part::stream_with_length(reqwest::Body::from(bytes), len)
+        .file_name(format!("{id}.png"))
+        .mime_str("image/png")
+        .map_err(|e| e.to_string())?;
+    let mut form = reqwest::multipart::Form::new();
+    for (k, v) in params {
+        form = form.text(k, v.to_owned());
+    }
+    form = form
+        .text("api_key", c.api_key.clone())
+        .text("signature", signature)
+        .part("file", file);
+    if c.signature_algorithm != shared::config::SignatureAlgorithm::Sha1 {
+        form = form.text("signature_algorithm", c.signature_algorithm.as_str());
+    }
+    let url = c
+        .api_base
+        .join(&format!("v1_1/{}/image/upload", c.cloud_name))
+        .map_err(|e| e.to_string())?;
+    let resp = http
+        .post(url)
+        .multipart(form)
+        .send()
+        .await
+        .map_err(|e| format!("floor upload: {e}"))?;
+    let status = resp.status();
+    let answer: Value = resp.json().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("floor upload answered {status}: {answer}"));
+    }
+    Ok(ImageRef {
+        url: answer["secure_url"].as_str().unwrap_or_default().to_owned(),
+        public_id: format!("{}/{id}", c.folder),
+    })
+}
+
+async fn insert(
+    store: &Store,
+    username: &str,
+    hash: String,
+    avatar: ImageRef,
+) -> Result<(), String> {
+    let now = DateTime::now();
+    let doc = UserDoc {
+        id: ObjectId::new(),
+        username: username.to_owned(),
+        email: format!("{username}@example.com"),
+        full_name: "Bench Floor".to_owned(),
+        avatar,
+        cover_image: None,
+        watch_history: Vec::new(),
+        password_hash: hash,
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .users
+        .insert_one(&doc)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("floor insert: {e}"))
+}
+
+pub async fn store(app: &App) -> Result<&Store, String> {
+    app.store()
+        .await
+        .map_err(|e| format!("the database is not ready: {e}"))
+}
+
+/// Logs the seeded user in through the login handler and returns the refresh token.
+pub async fn fresh_refresh_token(app: &'static App, username: &str) -> Result<String, String> {
+    let req = testkit::post_json(workload::LOGIN_PATH, &workload::login_json(username));
+    let resp = login::handle(app, req).await;
+    let body = expect_status(&resp, 200, "login")?;
+    workload::refresh_token_of(&body).ok_or_else(|| "login answer without a refresh token".into())
+}
+
+/// The JSON body, if the status is the expected one.
+pub fn expect_status(resp: &Response<Body>, status: u16, what: &str) -> Result<Value, String> {
+    let text = match resp.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    if resp.status().as_u16() != status {
+        return Err(format!(
+            "{what} answered {} instead of {status}: {text}",
+            resp.status()
+        ));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{what} answered non-JSON ({e}): {text}"))
+}

@@ -1,0 +1,474 @@
+//! The results of one run: the JSON written to `bench-results/` and the table printed from it,
+//! with every target beside the figure it applies to.
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::{
+    BASELINE,
+    coldstart::ColdStart,
+    floors::{Breakdown, Comparison},
+    load::RouteLoad,
+    memory::Memory,
+    profile::Phase,
+};
+
+/// Issue 7's targets.
+pub const COLD_START_MAX_RATIO: f64 = 1.5;
+pub const LOGIN_MAX_RATIO: f64 = 1.10;
+pub const REFRESH_MAX_RATIO: f64 = 1.3;
+pub const REGISTER_MAX_EXTRA_MS: f64 = 10.0;
+/// Decimal megabytes: the stricter reading of "8 MB".
+pub const SIZE_MAX_BYTES: u64 = 8_000_000;
+/// Lambda's "MB" of memory are MiB.
+pub const MEMORY_MAX_KIB: u64 = 64 * 1024;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu_model: String,
+    pub memory_gib: f64,
+    pub kernel: String,
+    pub rustc: String,
+    pub commit: String,
+}
+
+impl Machine {
+    pub fn probe(rustc: String, commit: String) -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, m)| m.trim().to_owned())
+            .unwrap_or_else(|| "unknown".to_owned());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mem_kib: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        Self {
+            nproc: std::thread::available_parallelism().map_or(0, usize::from),
+            cpu_model,
+            memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+            kernel,
+            rustc,
+            commit,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Size {
+    pub function: String,
+    pub x86_64_bytes: Option<u64>,
+    pub arm64_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub cold_start_rounds: usize,
+    pub latency_pairs: usize,
+    pub http_seconds_per_route: u64,
+    pub http_clients: usize,
+    pub http_instances: usize,
+    /// Variables added to every function process beyond its configuration (normally none).
+    pub function_env: Vec<(String, String)>,
+}
+
+/// One target and whether this run met it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub what: String,
+    pub measured: String,
+    pub target: String,
+    pub met: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub generated_at: String,
+    pub command: String,
+    pub machine: Machine,
+    pub settings: Settings,
+    pub cold_start: Vec<ColdStart>,
+    /// Where the functions' own initialisation goes, step by step.
+    pub cold_start_phases: Vec<Phase>,
+    pub latency: Vec<Comparison>,
+    /// Where each handler's time goes: database round trips and wait, and the rest.
+    pub latency_breakdown: Vec<Breakdown>,
+    pub http: Vec<RouteLoad>,
+    pub sizes: Vec<Size>,
+    pub arm64_note: Option<String>,
+    pub memory: Vec<Memory>,
+    pub checks: Vec<Check>,
+    /// Phases that could not run, and why.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    /// Fills `checks` from the figures.
+    pub fn check_targets(&mut self, functions: &[String]) {
+        let mut checks = Vec::new();
+        for c in self
+            .cold_start
+            .iter()
+            .filter(|c| functions.contains(&c.function))
+        {
+            checks.push(Check {
+                what: format!("cold start {}", c.function),
+                measured: format!("{:.2}x hello", c.vs_baseline),
+                target: format!("<= {COLD_START_MAX_RATIO:.2}x"),
+                met: c.vs_baseline <= COLD_START_MAX_RATIO,
+            });
+        }
+        for l in &self.latency {
+            let (measured, target, met) = if l.route.starts_with("register") {
+                (
+                    format!("{:+.1} ms", l.extra_ms),
+                    format!("<= +{REGISTER_MAX_EXTRA_MS:.0} ms"),
+                    l.extra_ms <= REGISTER_MAX_EXTRA_MS,
+                )
+            } else {
+                let max = if l.route == "login" {
+                    LOGIN_MAX_RATIO
+                } else {
+                    REFRESH_MAX_RATIO
+                };
+                (
+                    format!("{:.2}x", l.ratio),
+                    format!("<= {max:.2}x"),
+                    l.ratio <= max,
+                )
+            };
+            checks.push(Check {
+                what: format!("latency {} vs floor", l.route),
+                measured,
+                target,
+                met,
+            });
+        }
+        for s in self
+            .sizes
+            .iter()
+            .filter(|s| functions.contains(&s.function))
+        {
+            for (arch, bytes) in [("x86_64", s.x86_64_bytes), ("arm64", s.arm64_bytes)] {
+                if let Some(b) = bytes {
+                    checks.push(Check {
+                        what: format!("size {} {arch}", s.function),
+                        measured: mb(b),
+                        target: format!("<= {}", mb(SIZE_MAX_BYTES)),
+                        met: b <= SIZE_MAX_BYTES,
+                    });
+                }
+            }
+        }
+        for m in self
+            .memory
+            .iter()
+            .filter(|m| functions.contains(&m.function))
+        {
+            checks.push(Check {
+                what: format!("peak memory {}", m.function),
+                measured: mib(m.peak_kib),
+                target: format!("<= {}", mib(MEMORY_MAX_KIB)),
+                met: m.peak_kib <= MEMORY_MAX_KIB,
+            });
+        }
+        self.checks = checks;
+    }
+
+    pub fn render(&self) -> String {
+        let mut t = String::new();
+        let m = &self.machine;
+        let _ = writeln!(
+            t,
+            "videotube-auth bench, {} (commit {})",
+            self.generated_at, m.commit
+        );
+        let _ = writeln!(
+            t,
+            "machine: nproc {}, {}, {} GiB, Linux {}; {}",
+            m.nproc, m.cpu_model, m.memory_gib, m.kernel, m.rustc
+        );
+        let _ = writeln!(
+            t,
+            "release profile (opt-level 3, fat LTO, codegen-units 1, stripped); medians unless noted"
+        );
+
+        let _ = writeln!(
+            t,
+            "\nCOLD START  process spawn -> first GET /runtime/invocation/next, real config + database ({} rounds, order rotated)",
+            self.settings.cold_start_rounds
+        );
+        let _ = writeln!(
+            t,
+            "  {:<14}{:>10}{:>10}{:>13}{:>10}{:>10}  ",
+            "binary", "median", "p90", "own init*", "vs hello", "target"
+        );
+        for c in &self.cold_start {
+            let is_baseline = c.function == BASELINE;
+            let _ = writeln!(
+                t,
+                "  {:<14}{:>10}{:>10}{:>13}{:>10}{:>10}  {}",
+                c.function,
+                ms(c.to_first_next.median_ms),
+                ms(c.to_first_next.p90_ms),
+                c.logged_init_median_ms.map_or("-".to_owned(), ms),
+                format!("{:.2}x", c.vs_baseline),
+                if is_baseline {
+                    "-".to_owned()
+                } else {
+                    format!("<={COLD_START_MAX_RATIO:.1}x")
+                },
+                if is_baseline {
+                    ""
+                } else {
+                    verdict(c.vs_baseline <= COLD_START_MAX_RATIO)
+                },
+            );
+        }
+        let _ = writeln!(
+            t,
+            "  * own init: the init_ms the function logs for App::cold_start (config, clients, staging sweep, indexes)"
+        );
+        if !self.cold_start_phases.is_empty() {
+            let _ = writeln!(
+                t,
+                "  App::cold_start step by step (median of fresh processes):"
+            );
+            for p in &self.cold_start_phases {
+                let _ = writeln!(t, "    {:<62}{:>10}", p.step, ms(p.median_ms));
+            }
+        }
+
+        let _ = writeln!(
+            t,
+            "\nLATENCY VS FLOOR  in-process, real database + Cloudinary stand-in, {} alternating pairs (refresh: 5x)",
+            self.settings.latency_pairs
+        );
+        let _ = writeln!(
+            t,
+            "  {:<24}{:>10}{:>10}  {:<46}{:>10}{:>10}{:>12}",
+            "route", "handler", "p90", "floor", "median", "measured", "target"
+        );
+        for l in &self.latency {
+            let (measured, target, met) = if l.route.starts_with("register") {
+                (
+                    format!("{:+.1} ms", l.extra_ms),
+                    format!("<=+{REGISTER_MAX_EXTRA_MS:.0} ms"),
+                    l.extra_ms <= REGISTER_MAX_EXTRA_MS,
+                )
+            } else {
+                let max = if l.route == "login" {
+                    LOGIN_MAX_RATIO
+                } else {
+                    REFRESH_MAX_RATIO
+                };
+                (
+                    format!("{:.3}x", l.ratio),
+                    format!("<={max:.2}x"),
+                    l.ratio <= max,
+                )
+            };
+            let _ = writeln!(
+                t,
+                "  {:<24}{:>10}{:>10}  {:<46}{:>10}{:>10}{:>12}  {}",
+                l.route,
+                ms(l.handler.median_ms),
+                ms(l.handler.p90_ms),
+                l.floor,
+                ms(l.floor_timings.median_ms),
+                measured,
+                target,
+                verdict(met),
+            );
+        }
+
+        if !self.latency_breakdown.is_empty() {
+            let _ = writeln!(
+                t,
+                "  where the handler time goes (separate run, database traffic through a loopback proxy that notes each round trip):"
+            );
+            let _ = writeln!(
+                t,
+                "    {:<24}{:>10}{:>10}{:>12}{:>14}",
+                "route", "handler", "DB trips", "DB wait", "outside DB"
+            );
+            for b in &self.latency_breakdown {
+                let _ = writeln!(
+                    t,
+                    "    {:<24}{:>10}{:>10}{:>12}{:>14}",
+                    b.route,
+                    ms(b.handler_median_ms),
+                    format!("{:.0}", b.round_trips),
+                    ms(b.db_wait_median_ms),
+                    ms(b.outside_db_median_ms),
+                );
+            }
+        }
+
+        let _ = writeln!(
+            t,
+            "\nHTTP  cargo lambda watch --only-lambda-apis on loopback -> release binaries ({} instance(s) per function), {} clients, {} s per route",
+            self.settings.http_instances,
+            self.settings.http_clients,
+            self.settings.http_seconds_per_route
+        );
+        if self.http.is_empty() {
+            let _ = writeln!(t, "  (not measured)");
+        } else {
+            let _ = writeln!(
+                t,
+                "  {:<24}{:>8}{:>8}{:>9}{:>10}{:>10}{:>12}",
+                "route", "ok", "errors", "req/s", "p50", "p99", "peak RSS"
+            );
+            for h in &self.http {
+                let _ = writeln!(
+                    t,
+                    "  {:<24}{:>8}{:>8}{:>9.1}{:>10}{:>10}{:>12}",
+                    h.route,
+                    h.ok,
+                    h.errors,
+                    h.requests_per_second,
+                    ms(h.latency.median_ms),
+                    ms(h.latency.p99_ms),
+                    h.peak_rss_kib.map_or("-".to_owned(), mib),
+                );
+                if let Some(e) = &h.first_error {
+                    let _ = writeln!(t, "    first error: {}", truncate(e, 160));
+                }
+            }
+        }
+
+        let _ = writeln!(t, "\nSIZE  stripped release binary (MB = 10^6 bytes)");
+        let _ = writeln!(
+            t,
+            "  {:<14}{:>10}{:>10}{:>10}",
+            "binary", "x86_64", "arm64", "target"
+        );
+        for s in &self.sizes {
+            let is_fn = s.function != BASELINE;
+            let ok = [s.x86_64_bytes, s.arm64_bytes]
+                .iter()
+                .flatten()
+                .all(|b| *b <= SIZE_MAX_BYTES);
+            let _ = writeln!(
+                t,
+                "  {:<14}{:>10}{:>10}{:>10}  {}",
+                s.function,
+                s.x86_64_bytes.map_or("-".to_owned(), mb),
+                s.arm64_bytes.map_or("-".to_owned(), mb),
+                if is_fn {
+                    format!("<={}", mb(SIZE_MAX_BYTES))
+                } else {
+                    "-".to_owned()
+                },
+                if is_fn { verdict(ok) } else { "" },
+            );
+        }
+        if let Some(note) = &self.arm64_note {
+            let _ = writeln!(t, "  arm64: {}", truncate(note, 300));
+        }
+
+        let _ = writeln!(
+            t,
+            "\nMEMORY  peak resident set (VmHWM) of the release binary under the runtime emulator"
+        );
+        if !self.settings.function_env.is_empty() {
+            let _ = writeln!(
+                t,
+                "  (function processes ran with extra variables: {:?})",
+                self.settings.function_env
+            );
+        }
+        let _ = writeln!(
+            t,
+            "  {:<14}{:>12}{:>12}{:>13}{:>9}  {:<32}peak after each invocation",
+            "binary", "after init", "peak", "target", "threads", "workload"
+        );
+        for mem in &self.memory {
+            let is_fn = mem.function != BASELINE;
+            let growth: Vec<String> = mem
+                .after_each_kib
+                .iter()
+                .map(|k| format!("{:.0}", *k as f64 / 1024.0))
+                .collect();
+            let _ = writeln!(
+                t,
+                "  {:<14}{:>12}{:>12}{:>13}{:>9}  {:<32}{} MiB  {}",
+                mem.function,
+                mib(mem.after_cold_start_kib),
+                mib(mem.peak_kib),
+                if is_fn {
+                    format!("<={}", mib(MEMORY_MAX_KIB))
+                } else {
+                    "-".to_owned()
+                },
+                mem.threads,
+                mem.workload,
+                growth.join(" "),
+                if is_fn {
+                    verdict(mem.peak_kib <= MEMORY_MAX_KIB)
+                } else {
+                    ""
+                },
+            );
+        }
+
+        let missed: Vec<&Check> = self.checks.iter().filter(|c| !c.met).collect();
+        let _ = writeln!(
+            t,
+            "\nTARGETS  {} of {} met",
+            self.checks.len() - missed.len(),
+            self.checks.len()
+        );
+        for c in missed {
+            let _ = writeln!(
+                t,
+                "  MISSED  {}: {} (target {})",
+                c.what, c.measured, c.target
+            );
+        }
+        for p in &self.problems {
+            let _ = writeln!(t, "  NOT MEASURED  {}", truncate(p, 400));
+        }
+        let _ = writeln!(t, "\nreproduce: {}", self.command);
+        t
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "ok" } else { "MISSED" }
+}
+
+fn ms(v: f64) -> String {
+    if v.is_nan() {
+        "-".to_owned()
+    } else if v < 10.0 {
+        format!("{v:.2} ms")
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / 1e6)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let one_line = s.replace('\n', " | ");
+    match one_line.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &one_line[..i]),
+        None => one_line,
+    }
+}
