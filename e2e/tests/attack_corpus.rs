@@ -1028,13 +1028,12 @@ fn corpus(f: &Fixture) -> Vec<Case> {
         multipart::body(&registration(&ok_name(), |_| {})),
         415,
     );
-    // DESIGN.md asks for 415 without a boundary; an empty one is accepted by `multer` and the
-    // form reads as empty (400, every field "required"). Still a clean 4xx; reported.
+    // An empty boundary is no boundary (RFC 2046: 1 to 70 characters).
     c.multipart_raw(
         "register: empty boundary parameter",
         "multipart/form-data; boundary=",
         multipart::body(&registration(&ok_name(), |_| {})),
-        400,
+        415,
     );
     c.multipart_raw(
         "register: quoted boundary with a space, fields missing",

@@ -66,6 +66,9 @@ pub async fn read(req: Request, media: &Media) -> Result<Form, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| multer::parse_boundary(ct).ok())
+        // RFC 2046: 1 to 70 characters. multer accepts an empty one, which would read as an
+        // empty form and blame every field instead of the content type.
+        .filter(|b| (1..=70).contains(&b.len()))
         .ok_or_else(|| ApiError::UnsupportedMediaType(NOT_MULTIPART.into()))?;
     let body = into_bytes(req.into_body());
     if body.len() as u64 > limits.max_body_bytes {
