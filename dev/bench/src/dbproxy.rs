@@ -23,10 +23,12 @@ use tokio::{
 };
 
 /// One request/reply pair as the proxy saw it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Trip {
     start: Instant,
     end: Instant,
+    /// The command and its collection, e.g. `find users`.
+    command: String,
 }
 
 type Trips = Arc<Mutex<Vec<Trip>>>;
@@ -38,11 +40,13 @@ pub struct DbProxy {
 }
 
 /// What the database did during one window of time.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DbUse {
     pub round_trips: usize,
     /// Time during which at least one request was waiting for its reply.
     pub waiting: Duration,
+    /// Round-trip time per command (`insert sessions`), summed, in first-seen order.
+    pub by_command: Vec<(String, Duration)>,
 }
 
 impl DbProxy {
@@ -71,7 +75,7 @@ impl DbProxy {
             .map(|t| {
                 t.iter()
                     .filter(|t| t.start >= from && t.end <= to)
-                    .copied()
+                    .cloned()
                     .collect()
             })
             .unwrap_or_default();
@@ -85,9 +89,17 @@ impl DbProxy {
                 covered_until = t.end;
             }
         }
+        let mut by_command: Vec<(String, Duration)> = Vec::new();
+        for t in &trips {
+            match by_command.iter_mut().find(|(c, _)| *c == t.command) {
+                Some((_, d)) => *d += t.end - t.start,
+                None => by_command.push((t.command.clone(), t.end - t.start)),
+            }
+        }
         DbUse {
             round_trips: trips.len(),
             waiting,
+            by_command,
         }
     }
 }
@@ -112,6 +124,8 @@ async fn serve(listener: TcpListener, upstream: SocketAddr, trips: Trips) {
     let mut connections = JoinSet::new();
     loop {
         let Ok((client, _)) = listener.accept().await else {
+            // Out of descriptors or similar: back off instead of spinning.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             continue;
         };
         let trips = trips.clone();
@@ -120,24 +134,25 @@ async fn serve(listener: TcpListener, upstream: SocketAddr, trips: Trips) {
                 return;
             };
             let _ = (client.set_nodelay(true), server.set_nodelay(true));
-            let pending: Arc<Mutex<HashMap<i32, Instant>>> = Arc::default();
+            let pending: Arc<Mutex<HashMap<i32, (Instant, String)>>> = Arc::default();
             let (client_read, client_write) = client.into_split();
             let (server_read, server_write) = server.into_split();
             let requests = pending.clone();
-            let up = pump(client_read, server_write, move |header| {
+            let up = pump(client_read, server_write, move |header, message| {
                 if let Ok(mut p) = requests.lock() {
-                    p.insert(header.request_id, Instant::now());
+                    p.insert(header.request_id, (Instant::now(), command_of(message)));
                 }
             });
-            let down = pump(server_read, client_write, move |header| {
+            let down = pump(server_read, client_write, move |header, _| {
                 let started = pending
                     .lock()
                     .ok()
                     .and_then(|mut p| p.remove(&header.response_to));
-                if let (Some(start), Ok(mut t)) = (started, trips.lock()) {
+                if let (Some((start, command)), Ok(mut t)) = (started, trips.lock()) {
                     t.push(Trip {
                         start,
                         end: Instant::now(),
+                        command,
                     });
                 }
             });
@@ -156,7 +171,7 @@ struct Header {
 async fn pump(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
-    mut seen: impl FnMut(&Header),
+    mut seen: impl FnMut(&Header, &[u8]),
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
@@ -168,17 +183,87 @@ async fn pump(
         buf.extend_from_slice(&head);
         buf.resize(len, 0);
         from.read_exact(&mut buf[16..]).await?;
-        seen(&Header {
-            request_id: field(4),
-            response_to: field(8),
-        });
+        seen(
+            &Header {
+                request_id: field(4),
+                response_to: field(8),
+            },
+            &buf,
+        );
         to.write_all(&buf).await?;
     }
+}
+
+const OP_MSG: i32 = 2013;
+
+/// `name collection` for an `OP_MSG` whose body's first element is the command (`find: "users"`),
+/// `name` when its value is not a string, `?` for anything else. Reads only the framing that the
+/// wire protocol fixes: header, flag bits, section kind 0, the BSON body's first element.
+fn command_of(message: &[u8]) -> String {
+    let int = |at: usize| {
+        message
+            .get(at..at + 4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if int(12) != Some(OP_MSG) || message.get(20) != Some(&0) {
+        return "?".to_owned();
+    }
+    // Body document at 21: length (4 bytes), then the first element: type, name\0, value.
+    let Some(&kind) = message.get(25) else {
+        return "?".to_owned();
+    };
+    let name_end = match message[26..].iter().position(|&b| b == 0) {
+        Some(n) => 26 + n,
+        None => return "?".to_owned(),
+    };
+    let name = String::from_utf8_lossy(&message[26..name_end]).into_owned();
+    const STRING: u8 = 0x02;
+    if kind == STRING
+        && let Some(len) = int(name_end + 1).and_then(|l| usize::try_from(l).ok())
+        && let Some(value) = message.get(name_end + 5..name_end + 5 + len.saturating_sub(1))
+    {
+        return format!("{name} {}", String::from_utf8_lossy(value));
+    }
+    name
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An OP_MSG carrying `{find: "users", $db: "x"}`.
+    fn find_users() -> Vec<u8> {
+        let mut body = Vec::new();
+        body.push(0x02);
+        body.extend_from_slice(b"find\0");
+        body.extend_from_slice(&6i32.to_le_bytes());
+        body.extend_from_slice(b"users\0");
+        body.push(0x02);
+        body.extend_from_slice(b"$db\0");
+        body.extend_from_slice(&2i32.to_le_bytes());
+        body.extend_from_slice(b"x\0");
+        body.push(0);
+        let doc_len = (body.len() + 4) as i32;
+        let mut msg = Vec::new();
+        let total = 16 + 4 + 1 + doc_len;
+        for v in [total, 7, 0, OP_MSG] {
+            msg.extend_from_slice(&v.to_le_bytes());
+        }
+        msg.extend_from_slice(&0u32.to_le_bytes());
+        msg.push(0);
+        msg.extend_from_slice(&doc_len.to_le_bytes());
+        msg.extend_from_slice(&body);
+        msg
+    }
+
+    #[test]
+    fn the_command_and_collection_are_read_from_an_op_msg() {
+        assert_eq!(command_of(&find_users()), "find users");
+        assert_eq!(command_of(b"short"), "?");
+        let mut other = find_users();
+        other[12] = 1; // not OP_MSG
+        assert_eq!(command_of(&other), "?");
+    }
 
     #[test]
     fn only_plain_loopback_style_uris_are_proxied() {

@@ -34,11 +34,15 @@ pub const BASELINE: &str = "hello-lambda";
 
 const USAGE: &str = "usage: bench --baseline PATH --function NAME=PATH... [--arm64 NAME=PATH...] \
 [--arm64-note TEXT] [--http-base http://127.0.0.1:PORT] [--http-instances N] [--rounds N] [--pairs N] \
-[--http-seconds N] [--http-clients N] [--function-env KEY=VALUE...] [--out-dir DIR] [--command TEXT] \
-[--commit TEXT] [--rustc TEXT]
+[--http-seconds N] [--http-clients N] [--invocations N] [--function-env KEY=VALUE...] \
+[--phases cold,memory,latency,http] [--out-dir DIR] [--command TEXT] [--commit TEXT] [--rustc TEXT]
 The functions' configuration (MONGODB_URI, token secrets, CLOUDINARY_*, ...) comes from the environment;
---function-env adds a variable to every function process (to try a setting, e.g. MALLOC_ARENA_MAX=2).
+--function-env adds a variable to every function process (to try a setting, e.g. MALLOC_ARENA_MAX=2);
+a function named NAME@LABEL gets NAME's workload, to compare two builds of one function in one run.
 --http-base is a `cargo lambda watch --only-lambda-apis` on loopback; the bench starts the instances.";
+
+/// The measurements, in the order they run.
+const PHASES: [&str; 4] = ["cold", "memory", "latency", "http"];
 
 /// Command-line options. A hand-written parser: one script passes a dozen flags.
 struct Options {
@@ -49,6 +53,7 @@ struct Options {
     http_base: Option<String>,
     http_instances: usize,
     function_env: Vec<(String, String)>,
+    phases: Vec<String>,
     rounds: usize,
     pairs: usize,
     http_seconds: u64,
@@ -57,9 +62,14 @@ struct Options {
     command: String,
     commit: String,
     rustc: String,
+    invocations: usize,
 }
 
 impl Options {
+    fn runs(&self, phase: &str) -> bool {
+        self.phases.iter().any(|p| p == phase)
+    }
+
     fn parse(args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut o = Options {
             baseline: None,
@@ -69,6 +79,8 @@ impl Options {
             http_base: None,
             http_instances: 1,
             function_env: Vec::new(),
+            phases: PHASES.iter().map(|p| p.to_string()).collect(),
+            invocations: 15,
             rounds: 20,
             pairs: 30,
             http_seconds: 10,
@@ -110,8 +122,15 @@ impl Options {
                 }
                 "--rounds" => o.rounds = number(&value)?.max(1) as usize,
                 "--pairs" => o.pairs = number(&value)?.max(1) as usize,
+                "--invocations" => o.invocations = number(&value)?.clamp(1, 100) as usize,
                 "--http-seconds" => o.http_seconds = number(&value)?.clamp(1, 120),
                 "--http-clients" => o.http_clients = number(&value)?.clamp(1, 64) as usize,
+                "--phases" => {
+                    o.phases = value.split(',').map(|p| p.trim().to_owned()).collect();
+                    if let Some(bad) = o.phases.iter().find(|p| !PHASES.contains(&p.as_str())) {
+                        return Err(format!("--phases: unknown phase {bad} (known: {PHASES:?})"));
+                    }
+                }
                 "--out-dir" => o.out_dir = PathBuf::from(value),
                 "--command" => o.command = value,
                 "--commit" => o.commit = value,
@@ -222,62 +241,63 @@ async fn run(o: Options) -> Result<Report, String> {
         })
         .collect();
 
-    eprintln!(
-        "[bench] cold start: {} rounds of {} binaries",
-        o.rounds,
-        bins.len()
-    );
-    let cold_start = coldstart::measure(&bins, &config, o.rounds)
-        .await
-        .unwrap_or_else(|e| {
-            problems.push(format!("cold start: {e}"));
-            Vec::new()
-        });
-
-    let cold_start_phases = profile::measure(&config, PHASE_PROFILE_RUNS)
-        .await
-        .unwrap_or_else(|e| {
-            problems.push(format!("cold start profile: {e}"));
-            Vec::new()
-        });
-
-    eprintln!("[bench] memory under real invocations");
-    let memory = memory::measure(&bins, &config, app, &username)
-        .await
-        .unwrap_or_else(|e| {
-            problems.push(format!("memory: {e}"));
-            Vec::new()
-        });
-
-    eprintln!("[bench] in-process latency against the floors");
-    let mut latency = Vec::new();
-    match floors::login(app, &username, o.pairs).await {
-        Ok(c) => latency.push(c),
-        Err(e) => problems.push(format!("login latency: {e}")),
-    }
-    match floors::refresh(app, &username, o.pairs * 5).await {
-        Ok(c) => latency.push(c),
-        Err(e) => problems.push(format!("refresh latency: {e}")),
-    }
-    if function_names.iter().any(|n| n == "register") {
-        match floors::register(app, o.pairs).await {
-            Ok(c) => latency.push(c),
-            Err(e) => problems.push(format!("register latency: {e}")),
+    let (mut cold_start, mut cold_start_phases) = (Vec::new(), Vec::new());
+    if o.runs("cold") {
+        eprintln!(
+            "[bench] cold start: {} rounds of {} binaries",
+            o.rounds,
+            bins.len()
+        );
+        match coldstart::measure(&bins, &config, o.rounds).await {
+            Ok(c) => cold_start = c,
+            Err(e) => problems.push(format!("cold start: {e}")),
         }
-    } else {
-        problems.push("register: no register binary was given (--function register=PATH)".into());
+        match profile::measure(&config, PHASE_PROFILE_RUNS).await {
+            Ok(p) => cold_start_phases = p,
+            Err(e) => problems.push(format!("cold start profile: {e}")),
+        }
     }
 
-    eprintln!("[bench] where the handlers' time goes (database round trips through a proxy)");
-    let latency_breakdown = breakdowns(&vars, &username, &function_names, o.pairs)
-        .await
-        .unwrap_or_else(|e| {
-            problems.push(format!("latency breakdown: {e}"));
-            Vec::new()
-        });
+    let mut memory = Vec::new();
+    if o.runs("memory") {
+        eprintln!("[bench] memory under real invocations");
+        match memory::measure(&bins, &config, app, &username, o.invocations).await {
+            Ok(m) => memory = m,
+            Err(e) => problems.push(format!("memory: {e}")),
+        }
+    }
+
+    let (mut latency, mut latency_breakdown) = (Vec::new(), Vec::new());
+    if o.runs("latency") {
+        eprintln!("[bench] in-process latency against the floors");
+        let has = |f: &str| function_names.iter().any(|n| n == f);
+        if has("login") {
+            match floors::login(app, &username, o.pairs).await {
+                Ok(c) => latency.push(c),
+                Err(e) => problems.push(format!("login latency: {e}")),
+            }
+        }
+        if has("refresh") {
+            match floors::refresh(app, &username, o.pairs * 5).await {
+                Ok(c) => latency.push(c),
+                Err(e) => problems.push(format!("refresh latency: {e}")),
+            }
+        }
+        if has("register") {
+            match floors::register(app, o.pairs).await {
+                Ok(c) => latency.push(c),
+                Err(e) => problems.push(format!("register latency: {e}")),
+            }
+        }
+        eprintln!("[bench] where the handlers' time goes (database round trips through a proxy)");
+        match breakdowns(&vars, &username, &function_names, o.pairs).await {
+            Ok(b) => latency_breakdown = b,
+            Err(e) => problems.push(format!("latency breakdown: {e}")),
+        }
+    }
 
     let mut http = Vec::new();
-    if let Some(base) = &o.http_base {
+    if let (Some(base), true) = (&o.http_base, o.runs("http")) {
         eprintln!(
             "[bench] HTTP through cargo lambda watch: {} s per route",
             o.http_seconds

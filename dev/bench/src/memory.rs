@@ -1,9 +1,11 @@
 //! Peak resident memory of each function process serving real invocations.
 //!
-//! Each release binary is started under the runtime emulator and handed a few real API Gateway
-//! events (the register function: two 2 MiB images per registration, the largest body the
-//! limits allow); the kernel's high-water mark of its resident set (`VmHWM` in
-//! `/proc/PID/status`) is read after the cold start and again after the last answer.
+//! Each release binary is started under the runtime emulator and handed real API Gateway events
+//! (the register function: two 2 MiB images per registration, the largest body the limits
+//! allow); the kernel's high-water mark of its resident set (`VmHWM` in `/proc/PID/status`) is
+//! read after the cold start and after every answer. Fifteen invocations by default, because the
+//! peak keeps climbing for the first ten or so (the allocator keeps freed multi-MiB blocks), and
+//! a warm Lambda instance serves far more than that.
 use serde::Serialize;
 use serde_json::Value;
 use shared::App;
@@ -11,6 +13,7 @@ use shared::App;
 use crate::{
     floors::fresh_refresh_token,
     process::{Bootstrap, Running},
+    stats::Summary,
     workload::{self, MIB},
 };
 
@@ -26,24 +29,35 @@ pub struct Memory {
     pub after_each_kib: Vec<u64>,
     /// Threads in the process at the end (the runtime's workers plus its blocking pool).
     pub threads: u64,
+    /// Median time from handing over an event to receiving its answer, through the runtime
+    /// API: the release binary's latency, event parsing and response serialisation included.
+    pub invocation_median_ms: f64,
 }
-
-const INVOCATIONS: usize = 5;
 
 pub async fn measure(
     bins: &[Bootstrap],
     config: &[(String, String)],
     app: &'static App,
     username: &str,
+    invocations: usize,
 ) -> Result<Vec<Memory>, String> {
     let mut out = Vec::new();
     for bin in bins {
         let mut running = Running::start(bin, config).await?;
         let after_cold_start_kib = running.peak_rss_kib().unwrap_or(0);
         let mut after_each_kib = Vec::new();
-        let outcome = drive(&mut running, &bin.name, app, username, &mut after_each_kib).await;
+        let outcome = drive(
+            &mut running,
+            &bin.name,
+            app,
+            username,
+            invocations,
+            &mut after_each_kib,
+        )
+        .await;
         let peak_kib = running.peak_rss_kib().unwrap_or(0);
         let threads = running.threads().unwrap_or(0);
+        let invocation_median_ms = Summary::of(&running.invocation_times).median_ms;
         let log = running.stop().await;
         let workload = outcome.map_err(|e| {
             format!(
@@ -59,6 +73,7 @@ pub async fn measure(
             peak_kib,
             after_each_kib,
             threads,
+            invocation_median_ms,
         });
     }
     Ok(out)
@@ -70,13 +85,15 @@ async fn drive(
     function: &str,
     app: &'static App,
     username: &str,
+    invocations: usize,
     after_each: &mut Vec<u64>,
 ) -> Result<String, String> {
     let mut note = |running: &Running| after_each.push(running.peak_rss_kib().unwrap_or(0));
-    match function {
+    // `login@patched` and the like: the same workload as `login`, for comparing builds.
+    match function.split('@').next().unwrap_or_default() {
         "login" => {
             let body = workload::login_json(username).to_string();
-            for _ in 0..INVOCATIONS {
+            for _ in 0..invocations {
                 let e = workload::event(
                     workload::LOGIN_PATH,
                     Some("application/json"),
@@ -86,39 +103,37 @@ async fn drive(
                 expect(running.invoke(&e).await?, 200)?;
                 note(running);
             }
-            Ok(format!("{INVOCATIONS} logins"))
+            Ok(format!("{invocations} logins"))
         }
         "refresh" => {
             let mut token = fresh_refresh_token(app, username).await?;
-            for _ in 0..INVOCATIONS {
+            for _ in 0..invocations {
                 let cookie = format!("refreshToken={token}");
                 let e = workload::event(workload::REFRESH_PATH, None, &[cookie], b"");
                 let body = expect(running.invoke(&e).await?, 200)?;
                 token = workload::refresh_token_of(&body).ok_or("answer without a token")?;
                 note(running);
             }
-            Ok(format!("{INVOCATIONS} refreshes"))
+            Ok(format!("{invocations} refreshes"))
         }
         "register" => {
             let image = workload::png(2 * MIB);
-            for _ in 0..INVOCATIONS {
+            for _ in 0..invocations {
                 let username = workload::unique_name("bm");
                 let (ct, body) = workload::register_form(&username, &image, Some(&image));
                 let e = workload::event(workload::REGISTER_PATH, Some(&ct), &[], &body);
                 expect(running.invoke(&e).await?, 201)?;
                 note(running);
             }
-            Ok(format!(
-                "{INVOCATIONS} registrations, avatar and cover 2 MiB each"
-            ))
+            Ok(format!("{invocations} registrations, 2x2 MiB images"))
         }
         _ => {
-            for _ in 0..INVOCATIONS {
+            for _ in 0..invocations {
                 let e = workload::event("/", None, &[], b"");
                 expect(running.invoke(&e).await?, 200)?;
                 note(running);
             }
-            Ok(format!("{INVOCATIONS} requests"))
+            Ok(format!("{invocations} requests"))
         }
     }
 }

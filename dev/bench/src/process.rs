@@ -37,6 +37,8 @@ pub struct Running {
     output: Vec<JoinHandle<Vec<u8>>>,
     /// From just before spawning to the arrival of the first `GET invocation/next`.
     pub to_first_next: Duration,
+    /// From queueing each answered invocation to receiving its answer.
+    pub invocation_times: Vec<Duration>,
 }
 
 /// An invocation's answer: the HTTP status and the JSON body the function returned.
@@ -59,6 +61,7 @@ impl Running {
             emulator,
             output,
             to_first_next: Duration::ZERO,
+            invocation_times: Vec::new(),
         };
         let arrived = tokio::select! {
             arrived = running.emulator.next_request(START_LIMIT) => arrived,
@@ -92,13 +95,18 @@ impl Running {
 
     /// Hands the process one API Gateway event and waits for its answer.
     pub async fn invoke(&mut self, event: &Value) -> Result<Answer, String> {
-        let id = self.emulator.invoke(event.to_string().into_bytes());
+        let payload = event.to_string().into_bytes();
+        let queued = Instant::now();
+        let id = self.emulator.invoke(payload);
         let outcome = tokio::select! {
             outcome = self.emulator.outcome(INVOKE_LIMIT) => outcome,
             _ = self.child.wait() => None,
         };
         match outcome {
-            Some(Outcome::Response { id: got, body }) if got == id => parse_answer(&body),
+            Some(Outcome::Response { id: got, body }) if got == id => {
+                self.invocation_times.push(queued.elapsed());
+                parse_answer(&body)
+            }
             Some(Outcome::Error { id, body }) => Err(format!(
                 "invocation {id} failed: {}",
                 String::from_utf8_lossy(&body)

@@ -6,12 +6,18 @@
 //! every function awaits before its first query, in the background or on the first request);
 //! the time before `main` (exec, dynamic linking, runtime start) is what the hello-world
 //! baseline shows.
-use std::{process::Stdio, time::Instant};
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use serde::Serialize;
 use shared::{App, config::Config};
 
 use crate::stats::median_sorted;
+
+/// Each profiled process is stopped after this long (its database waits are bounded far below).
+const CHILD_LIMIT: Duration = Duration::from_secs(30);
 
 /// The hidden flag that makes the bench binary run [`phases`] and print them as JSON.
 pub const FLAG: &str = "--cold-start-phases";
@@ -54,13 +60,16 @@ pub async fn measure(config: &[(String, String)], runs: usize) -> Result<Vec<Pha
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut samples: Vec<(String, Vec<f64>)> = Vec::new();
     for _ in 0..runs {
-        let out = tokio::process::Command::new(&exe)
+        let child = tokio::process::Command::new(&exe)
             .arg(FLAG)
             .env_clear()
             .envs(config.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .output()
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(CHILD_LIMIT, child)
             .await
+            .map_err(|_| format!("a profiled cold start took more than {CHILD_LIMIT:?}"))?
             .map_err(|e| e.to_string())?;
         if !out.status.success() {
             return Err(format!(

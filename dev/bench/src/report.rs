@@ -211,6 +211,9 @@ impl Report {
             "  {:<14}{:>10}{:>10}{:>13}{:>10}{:>10}  ",
             "binary", "median", "p90", "own init*", "vs hello", "target"
         );
+        if self.cold_start.is_empty() {
+            let _ = writeln!(t, "  (not measured)");
+        }
         for c in &self.cold_start {
             let is_baseline = c.function == BASELINE;
             let _ = writeln!(
@@ -235,7 +238,7 @@ impl Report {
         }
         let _ = writeln!(
             t,
-            "  * own init: the init_ms the function logs for App::cold_start (config, clients, staging sweep, indexes)"
+            "  * own init: the init_ms each function logs for App::cold_start; the rest is exec, loading, runtime start"
         );
         if !self.cold_start_phases.is_empty() {
             let _ = writeln!(
@@ -257,6 +260,9 @@ impl Report {
             "  {:<24}{:>10}{:>10}  {:<46}{:>10}{:>10}{:>12}",
             "route", "handler", "p90", "floor", "median", "measured", "target"
         );
+        if self.latency.is_empty() {
+            let _ = writeln!(t, "  (not measured)");
+        }
         for l in &self.latency {
             let (measured, target, met) = if l.route.starts_with("register") {
                 (
@@ -310,6 +316,12 @@ impl Report {
                     ms(b.db_wait_median_ms),
                     ms(b.outside_db_median_ms),
                 );
+                let per: Vec<String> = b
+                    .commands
+                    .iter()
+                    .map(|(c, v)| format!("{c} {v:.2}"))
+                    .collect();
+                let _ = writeln!(t, "      per command (ms): {}", per.join(", "));
             }
         }
 
@@ -389,9 +401,12 @@ impl Report {
         }
         let _ = writeln!(
             t,
-            "  {:<14}{:>12}{:>12}{:>13}{:>9}  {:<32}peak after each invocation",
-            "binary", "after init", "peak", "target", "threads", "workload"
+            "  {:<14}{:>12}{:>12}{:>13}{:>9}{:>11}  {:<32}peak after each invocation",
+            "binary", "after init", "peak", "target", "threads", "invoke*", "workload"
         );
+        if self.memory.is_empty() {
+            let _ = writeln!(t, "  (not measured)");
+        }
         for mem in &self.memory {
             let is_fn = mem.function != BASELINE;
             let growth: Vec<String> = mem
@@ -401,7 +416,7 @@ impl Report {
                 .collect();
             let _ = writeln!(
                 t,
-                "  {:<14}{:>12}{:>12}{:>13}{:>9}  {:<32}{} MiB  {}",
+                "  {:<14}{:>12}{:>12}{:>13}{:>9}{:>11}  {:<32}{} MiB  {}",
                 mem.function,
                 mib(mem.after_cold_start_kib),
                 mib(mem.peak_kib),
@@ -411,6 +426,7 @@ impl Report {
                     "-".to_owned()
                 },
                 mem.threads,
+                ms(mem.invocation_median_ms),
                 mem.workload,
                 growth.join(" "),
                 if is_fn {
@@ -418,6 +434,13 @@ impl Report {
                 } else {
                     ""
                 },
+            );
+        }
+
+        if !self.memory.is_empty() {
+            let _ = writeln!(
+                t,
+                "  * invoke: median time from handing the process an event to its answer (runtime API round trip included)"
             );
         }
 
