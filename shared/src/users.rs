@@ -146,6 +146,10 @@ pub async fn find_for_login(store: &Store, id: &Identifier) -> Result<Option<Use
 }
 
 /// Whether the username or the email is already taken, as field errors for a 409.
+///
+/// One `$or` query: on MongoDB each branch uses its unique index. FerretDB 1.x answers any filter
+/// other than `{_id: ...}` by scanning the collection, so one query (one scan) beats two
+/// concurrent equality lookups there (measured 9 ms against 16 ms with a few hundred users).
 pub async fn taken(
     store: &Store,
     username: &Username,

@@ -248,6 +248,24 @@ async fn forged_malformed_and_stale_tokens_are_401_and_change_nothing() {
             ),
         ),
         (
+            "correctly signed, but an id this session never issued",
+            sign(
+                HS256,
+                Some("rt+jwt"),
+                &json!({"sub": sub, "sid": c.sid, "jti": shared::tokens::new_jti(), "iat": now, "exp": now + 60}),
+                &secret,
+            ),
+        ),
+        (
+            "correctly signed, the session's own token id, but another user",
+            sign(
+                HS256,
+                Some("rt+jwt"),
+                &json!({"sub": mongodb::bson::oid::ObjectId::new().to_hex(), "sid": c.sid, "jti": c.jti, "iat": now, "exp": now + 60}),
+                &secret,
+            ),
+        ),
+        (
             "unknown session",
             sign(
                 HS256,
