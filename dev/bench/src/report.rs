@@ -110,6 +110,29 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
+/// A latency row against its target: the measured figure (a ratio to `digits` places, or the
+/// extra milliseconds for register), the bound it is held to, and whether it is met.
+fn latency_check(l: &Comparison, digits: usize) -> (String, String, bool) {
+    if l.route.starts_with("register") {
+        (
+            format!("{:+.1} ms", l.extra_ms),
+            format!("+{REGISTER_MAX_EXTRA_MS:.0} ms"),
+            l.extra_ms <= REGISTER_MAX_EXTRA_MS,
+        )
+    } else {
+        let max = if l.route == "login" {
+            LOGIN_MAX_RATIO
+        } else {
+            REFRESH_MAX_RATIO
+        };
+        (
+            format!("{:.digits$}x", l.ratio),
+            format!("{max:.2}x"),
+            l.ratio <= max,
+        )
+    }
+}
+
 impl Report {
     /// Fills `checks` from the figures.
     pub fn check_targets(&mut self, functions: &[String]) {
@@ -127,24 +150,8 @@ impl Report {
             });
         }
         for l in &self.latency {
-            let (measured, target, met) = if l.route.starts_with("register") {
-                (
-                    format!("{:+.1} ms", l.extra_ms),
-                    format!("<= +{REGISTER_MAX_EXTRA_MS:.0} ms"),
-                    l.extra_ms <= REGISTER_MAX_EXTRA_MS,
-                )
-            } else {
-                let max = if l.route == "login" {
-                    LOGIN_MAX_RATIO
-                } else {
-                    REFRESH_MAX_RATIO
-                };
-                (
-                    format!("{:.2}x", l.ratio),
-                    format!("<= {max:.2}x"),
-                    l.ratio <= max,
-                )
-            };
+            let (measured, bound, met) = latency_check(l, 2);
+            let target = format!("<= {bound}");
             checks.push(Check {
                 what: format!("latency {} vs floor", l.route),
                 measured,
@@ -264,24 +271,8 @@ impl Report {
             let _ = writeln!(t, "  (not measured)");
         }
         for l in &self.latency {
-            let (measured, target, met) = if l.route.starts_with("register") {
-                (
-                    format!("{:+.1} ms", l.extra_ms),
-                    format!("<=+{REGISTER_MAX_EXTRA_MS:.0} ms"),
-                    l.extra_ms <= REGISTER_MAX_EXTRA_MS,
-                )
-            } else {
-                let max = if l.route == "login" {
-                    LOGIN_MAX_RATIO
-                } else {
-                    REFRESH_MAX_RATIO
-                };
-                (
-                    format!("{:.3}x", l.ratio),
-                    format!("<={max:.2}x"),
-                    l.ratio <= max,
-                )
-            };
+            let (measured, bound, met) = latency_check(l, 3);
+            let target = format!("<={bound}");
             let _ = writeln!(
                 t,
                 "  {:<24}{:>10}{:>10}  {:<46}{:>10}{:>10}{:>12}  {}",
