@@ -3,14 +3,16 @@
 //!
 //! - login: the handler vs one bare argon2id verification of the same stored hash;
 //!   the floors run argon2id in working memory kept between calls, as the functions do, so the
-//!   floor pays no allocation or page faults either: the strictest comparison;
+//!   floor pays no allocation or page faults either, and on a worker thread, as the functions
+//!   do, timed on that thread, so it pays no hand-off either: the strictest comparison;
 //! - refresh: the handler vs one bare `find_one_and_update` (by `_id`, returning the document)
 //!   in the same database's sessions collection;
 //! - register (1 MiB avatar): the handler vs (argon2id hash in parallel with one upload of the
 //!   same bytes) followed by one insert.
 //!
 //! Iterations alternate handler-first and floor-first, so drift in the machine's speed hits both
-//! series alike; the report compares their medians.
+//! series alike; the report compares their medians (the target's measure) and gives the median of
+//! the per-pair ratios beside it, which slow drift cannot move.
 use std::{
     sync::{Mutex, PoisonError},
     time::{Duration, Instant},
@@ -51,17 +53,30 @@ pub struct Comparison {
     pub floor_timings: Summary,
     /// handler median / floor median.
     pub ratio: f64,
+    /// The median over pairs of handler / floor: each pair ran back to back.
+    pub paired_ratio: f64,
+    /// The ratio of medians of the floor against itself in the same alternation (login only):
+    /// this run's noise, as a ratio.
+    pub control_ratio: Option<f64>,
     /// handler median - floor median, in milliseconds.
     pub extra_ms: f64,
 }
 
 impl Comparison {
     fn new(route: &str, floor: &str, handler: &[Duration], floor_t: &[Duration]) -> Self {
+        let mut paired: Vec<f64> = handler
+            .iter()
+            .zip(floor_t)
+            .map(|(h, f)| h.as_secs_f64() / f.as_secs_f64())
+            .collect();
+        paired.sort_by(f64::total_cmp);
         let (handler, floor_timings) = (Summary::of(handler), Summary::of(floor_t));
         Self {
             route: route.to_owned(),
             floor: floor.to_owned(),
             ratio: handler.median_ms / floor_timings.median_ms,
+            paired_ratio: median_sorted(&paired),
+            control_ratio: None,
             extra_ms: handler.median_ms - floor_timings.median_ms,
             handler,
             floor_timings,
@@ -149,61 +164,95 @@ impl Caller {
     }
 }
 
-/// Calls the handler and `floor` `pairs` times each (after `WARMUP` unrecorded pairs),
-/// swapping which goes first on every pair.
-async fn alternate<F, FF>(
-    pairs: usize,
-    caller: &mut Caller,
-    mut floor: F,
-) -> Result<(Vec<Duration>, Vec<Duration>), String>
+/// One side of a comparison: something to time, one call at a time.
+pub trait Side {
+    async fn time(&mut self) -> Result<Duration, String>;
+}
+
+impl Side for Caller {
+    async fn time(&mut self) -> Result<Duration, String> {
+        let (start, end) = self.call().await?;
+        Ok(end - start)
+    }
+}
+
+/// A floor: a closure returning a future that times one call of its own.
+#[derive(Clone)]
+pub struct Floor<F>(F);
+
+/// Nothing to time: for a breakdown whose calls need nothing run between them.
+pub struct Nothing;
+
+impl Side for Nothing {
+    async fn time(&mut self) -> Result<Duration, String> {
+        Ok(Duration::ZERO)
+    }
+}
+
+impl<F, FF> Side for Floor<F>
 where
     F: FnMut() -> FF,
     FF: Future<Output = Result<Duration, String>>,
 {
-    let (mut h, mut f) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
+    async fn time(&mut self) -> Result<Duration, String> {
+        (self.0)().await
+    }
+}
+
+/// Times `a` and `b` `pairs` times each (after `WARMUP` unrecorded pairs), swapping which goes
+/// first on every pair.
+async fn alternate(
+    pairs: usize,
+    a: &mut impl Side,
+    b: &mut impl Side,
+) -> Result<(Vec<Duration>, Vec<Duration>), String> {
+    let (mut at, mut bt) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
     for i in 0..WARMUP + pairs {
-        let (ht, ft) = if i % 2 == 0 {
-            let (start, end) = caller.call().await?;
-            (end - start, floor().await?)
+        let (x, y) = if i % 2 == 0 {
+            let x = a.time().await?;
+            (x, b.time().await?)
         } else {
-            let ft = floor().await?;
-            let (start, end) = caller.call().await?;
-            (end - start, ft)
+            let y = b.time().await?;
+            (a.time().await?, y)
         };
         if i >= WARMUP {
-            h.push(ht);
-            f.push(ft);
+            at.push(x);
+            bt.push(y);
         }
     }
-    Ok((h, f))
+    Ok((at, bt))
 }
 
 const WARMUP: usize = 3;
 
-pub async fn login(app: &'static App, username: &str, pairs: usize) -> Result<Comparison, String> {
+/// The login floor: one bare argon2id verification of `username`'s stored hash, on tokio's
+/// blocking pool (one thread, reused, as the functions' own worker) and timed there.
+pub async fn login_floor(app: &App, username: &str) -> Result<impl Side + Clone, String> {
     let store = store(app).await?;
     let user = users::find_for_login(store, &Identifier::Username(username.to_owned()))
         .await
         .map_err(|e| format!("reading the seeded user: {e}"))?
         .ok_or("the seeded user is missing")?;
-    let stored_hash = user.password_hash.as_str();
-    let floor = || async move {
-        let started = Instant::now();
-        let parsed = PasswordHash::new(stored_hash).map_err(|e| e.to_string())?;
-        let (salt, expected) = parsed.salt.zip(parsed.hash).ok_or("no salt or hash")?;
-        let mut salt_buf = [0u8; 64];
-        let salt = salt.decode_b64(&mut salt_buf).map_err(|e| e.to_string())?;
-        let mut out = vec![0u8; expected.len()];
-        argon2_kept(workload::PASSWORD.as_bytes(), salt, &mut out)?;
-        let ok = Output::new(&out).is_ok_and(|o| o == expected);
-        let took = started.elapsed();
-        if !ok {
-            return Err("the floor's argon2id verification failed".to_owned());
+    let stored_hash: std::sync::Arc<str> = user.password_hash.into();
+    Ok(Floor(move || {
+        let stored_hash = stored_hash.clone();
+        async move {
+            tokio::task::spawn_blocking(move || bare_verify(&stored_hash))
+                .await
+                .map_err(|e| e.to_string())?
         }
-        Ok(took)
-    };
-    let (h, f) = alternate(pairs, &mut Caller::login(app, username), floor).await?;
-    Ok(Comparison::new("login", "bare argon2id verify", &h, &f))
+    }))
+}
+
+pub async fn login(app: &'static App, username: &str, pairs: usize) -> Result<Comparison, String> {
+    let mut floor = login_floor(app, username).await?;
+    let (h, f) = alternate(pairs, &mut Caller::login(app, username), &mut floor).await?;
+    let mut comparison = Comparison::new("login", "bare argon2id verify", &h, &f);
+    // The same alternation with the floor on both sides: how far this run's noise alone moves
+    // a ratio of medians.
+    let (a, b) = alternate(pairs, &mut floor.clone(), &mut floor).await?;
+    comparison.control_ratio = Some(Comparison::new("control", "", &a, &b).ratio);
+    Ok(comparison)
 }
 
 pub async fn refresh(
@@ -241,13 +290,30 @@ pub async fn refresh(
         updated.ok_or("the floor document is missing")?;
         Ok(took)
     };
-    let (h, f) = alternate(pairs, &mut caller, floor).await?;
+    let (h, f) = alternate(pairs, &mut caller, &mut Floor(floor)).await?;
     Ok(Comparison::new(
         "refresh",
         "bare find_one_and_update",
         &h,
         &f,
     ))
+}
+
+/// One argon2id verification of `stored` (parse, hash, compare) and nothing else, timed.
+fn bare_verify(stored: &str) -> Result<Duration, String> {
+    let started = Instant::now();
+    let parsed = PasswordHash::new(stored).map_err(|e| e.to_string())?;
+    let (salt, expected) = parsed.salt.zip(parsed.hash).ok_or("no salt or hash")?;
+    let mut salt_buf = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buf).map_err(|e| e.to_string())?;
+    let mut out = vec![0u8; expected.len()];
+    argon2_kept(workload::PASSWORD.as_bytes(), salt, &mut out)?;
+    let ok = Output::new(&out).is_ok_and(|o| o == expected);
+    let took = started.elapsed();
+    if !ok {
+        return Err("the floor's argon2id verification failed".to_owned());
+    }
+    Ok(took)
 }
 
 /// The floors' argon2id working memory, kept between calls.
@@ -288,7 +354,7 @@ pub async fn register(app: &'static App, pairs: usize) -> Result<Comparison, Str
         insert(store, &username, hash, avatar?).await?;
         Ok(started.elapsed())
     };
-    let (h, f) = alternate(pairs, &mut caller, floor).await?;
+    let (h, f) = alternate(pairs, &mut caller, &mut Floor(floor)).await?;
     Ok(Comparison::new(
         "register (1 MiB avatar)",
         "argon2id hash || one upload, then one insert",
@@ -313,17 +379,22 @@ pub struct Breakdown {
     pub commands: Vec<(String, f64)>,
 }
 
-/// Calls a handler `calls` times through an app whose database traffic goes through `proxy`.
+/// Calls a handler `calls` times through an app whose database traffic goes through `proxy`,
+/// running `between` before each call, as the latency comparison runs the floor between
+/// handler calls (for login this matters: a 19 MiB argon2 pass evicts the database server's
+/// working set from the shared caches, so the round trips after it are slower).
 pub async fn breakdown(
     route: &str,
     caller: &mut Caller,
     proxy: &DbProxy,
     calls: usize,
+    between: &mut impl Side,
 ) -> Result<Breakdown, String> {
     let (mut total, mut trips, mut wait, mut outside) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut commands: Vec<(String, Vec<f64>)> = Vec::new();
     for i in 0..WARMUP + calls {
+        between.time().await?;
         let (start, end) = caller.call().await?;
         if i < WARMUP {
             continue;
@@ -471,4 +542,23 @@ pub fn expect_status(resp: &Response<Body>, status: u16, what: &str) -> Result<V
         ));
     }
     serde_json::from_str(&text).map_err(|e| format!("{what} answered non-JSON ({e}): {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_paired_ratio_is_the_median_of_per_pair_ratios_not_the_ratio_of_medians() {
+        let ms = |v: &[u64]| {
+            v.iter()
+                .map(|&m| Duration::from_millis(m))
+                .collect::<Vec<_>>()
+        };
+        let c = Comparison::new("r", "f", &ms(&[10, 20, 30]), &ms(&[10, 10, 40]));
+        assert_eq!(c.ratio, 2.0, "median 20 over median 10");
+        assert_eq!(c.paired_ratio, 1.0, "pairs 1.0, 2.0 and 0.75");
+        assert_eq!(c.extra_ms, 10.0);
+        assert_eq!(c.control_ratio, None);
+    }
 }

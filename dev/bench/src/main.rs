@@ -29,6 +29,11 @@ use shared::{App, config::Config};
 /// Fresh processes timed step by step for the cold-start profile.
 const PHASE_PROFILE_RUNS: usize = 10;
 
+/// Login and refresh pairs per `--pairs`: their medians need more pairs than register's to
+/// settle on a noisy machine, and each pair is cheap (about 50 ms and 3 ms).
+pub const LOGIN_PAIRS_FACTOR: usize = 3;
+pub const REFRESH_PAIRS_FACTOR: usize = 5;
+
 /// The cold-start baseline binary's name.
 pub const BASELINE: &str = "hello-lambda";
 
@@ -272,13 +277,13 @@ async fn run(o: Options) -> Result<Report, String> {
         eprintln!("[bench] in-process latency against the floors");
         let has = |f: &str| function_names.iter().any(|n| n == f);
         if has("login") {
-            match floors::login(app, &username, o.pairs).await {
+            match floors::login(app, &username, o.pairs * LOGIN_PAIRS_FACTOR).await {
                 Ok(c) => latency.push(c),
                 Err(e) => problems.push(format!("login latency: {e}")),
             }
         }
         if has("refresh") {
-            match floors::refresh(app, &username, o.pairs * 5).await {
+            match floors::refresh(app, &username, o.pairs * REFRESH_PAIRS_FACTOR).await {
                 Ok(c) => latency.push(c),
                 Err(e) => problems.push(format!("refresh latency: {e}")),
             }
@@ -381,16 +386,28 @@ async fn breakdowns(
     let mut out = Vec::new();
     if has("login") {
         let mut caller = floors::Caller::login(app, username);
-        out.push(floors::breakdown("login", &mut caller, &proxy, calls).await?);
+        let mut floor = floors::login_floor(app, username).await?;
+        out.push(floors::breakdown("login", &mut caller, &proxy, calls, &mut floor).await?);
     }
     if has("refresh") {
         let mut caller = floors::Caller::refresh(app, username).await?;
-        out.push(floors::breakdown("refresh", &mut caller, &proxy, calls).await?);
+        out.push(
+            floors::breakdown("refresh", &mut caller, &proxy, calls, &mut floors::Nothing).await?,
+        );
     }
     if has("register") {
         let avatar = bytes::Bytes::from(workload::png(workload::MIB));
         let mut caller = floors::Caller::register(app, avatar);
-        out.push(floors::breakdown("register (1 MiB avatar)", &mut caller, &proxy, calls).await?);
+        out.push(
+            floors::breakdown(
+                "register (1 MiB avatar)",
+                &mut caller,
+                &proxy,
+                calls,
+                &mut floors::Nothing,
+            )
+            .await?,
+        );
     }
     Ok(out)
 }

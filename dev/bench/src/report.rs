@@ -259,8 +259,10 @@ impl Report {
 
         let _ = writeln!(
             t,
-            "\nLATENCY VS FLOOR  in-process, real database + Cloudinary stand-in, {} alternating pairs (refresh: 5x)",
-            self.settings.latency_pairs
+            "\nLATENCY VS FLOOR  in-process, real database + Cloudinary stand-in, {} alternating pairs (login: {}x, refresh: {}x)",
+            self.settings.latency_pairs,
+            crate::LOGIN_PAIRS_FACTOR,
+            crate::REFRESH_PAIRS_FACTOR,
         );
         let _ = writeln!(
             t,
@@ -287,6 +289,25 @@ impl Report {
             );
         }
 
+        let steadier: Vec<String> = self
+            .latency
+            .iter()
+            .filter(|l| !l.route.starts_with("register"))
+            .map(|l| {
+                let control = l
+                    .control_ratio
+                    .map(|c| format!(" (its floor against itself: {c:.3}x)"))
+                    .unwrap_or_default();
+                format!("{} {:.3}x{control}", l.route, l.paired_ratio)
+            })
+            .collect();
+        if !steadier.is_empty() {
+            let _ = writeln!(
+                t,
+                "  median of per-pair ratios, which drift cannot move: {}",
+                steadier.join(", ")
+            );
+        }
         if !self.latency_breakdown.is_empty() {
             let _ = writeln!(
                 t,
