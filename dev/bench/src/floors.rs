@@ -58,6 +58,9 @@ pub struct Comparison {
     /// The ratio of medians of the floor against itself in the same alternation (login only):
     /// this run's noise, as a ratio.
     pub control_ratio: Option<f64>,
+    /// The ratio of medians of the functions' `password::verify` against the floor in the same
+    /// alternation (login only): how much of the handler's extra time is the verify itself.
+    pub verify_ratio: Option<f64>,
     /// handler median - floor median, in milliseconds.
     pub extra_ms: f64,
 }
@@ -77,6 +80,7 @@ impl Comparison {
             ratio: handler.median_ms / floor_timings.median_ms,
             paired_ratio: median_sorted(&paired),
             control_ratio: None,
+            verify_ratio: None,
             extra_ms: handler.median_ms - floor_timings.median_ms,
             handler,
             floor_timings,
@@ -252,6 +256,25 @@ pub async fn login(app: &'static App, username: &str, pairs: usize) -> Result<Co
     // a ratio of medians.
     let (a, b) = alternate(pairs, &mut floor.clone(), &mut floor).await?;
     comparison.control_ratio = Some(Comparison::new("control", "", &a, &b).ratio);
+    // The functions' own verification path alone (hand-off to their argon2 worker and back)
+    // against the floor: what of the handler's extra time is the verify itself.
+    let stored = users::find_for_login(store(app).await?, &Identifier::Username(username.into()))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the seeded user is missing")?
+        .password_hash;
+    let stored = stored.as_str();
+    let mut verify = Floor(|| async move {
+        let started = Instant::now();
+        let verdict = shared::password::verify(workload::PASSWORD, Some(stored)).await;
+        let took = started.elapsed();
+        match verdict {
+            Ok(shared::password::Verdict::Match { .. }) => Ok(took),
+            other => Err(format!("the functions' verify did not match: {other:?}")),
+        }
+    });
+    let (v, f) = alternate(pairs, &mut verify, &mut floor).await?;
+    comparison.verify_ratio = Some(Comparison::new("verify", "", &v, &f).ratio);
     Ok(comparison)
 }
 
@@ -559,6 +582,6 @@ mod tests {
         assert_eq!(c.ratio, 2.0, "median 20 over median 10");
         assert_eq!(c.paired_ratio, 1.0, "pairs 1.0, 2.0 and 0.75");
         assert_eq!(c.extra_ms, 10.0);
-        assert_eq!(c.control_ratio, None);
+        assert_eq!((c.control_ratio, c.verify_ratio), (None, None));
     }
 }

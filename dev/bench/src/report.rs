@@ -294,10 +294,13 @@ impl Report {
             .iter()
             .filter(|l| !l.route.starts_with("register"))
             .map(|l| {
-                let control = l
-                    .control_ratio
-                    .map(|c| format!(" (its floor against itself: {c:.3}x)"))
-                    .unwrap_or_default();
+                let control = match (l.control_ratio, l.verify_ratio) {
+                    (Some(c), Some(v)) => format!(
+                        " (its floor against itself: {c:.3}x; the functions' password::verify against it: {v:.3}x)"
+                    ),
+                    (Some(c), None) => format!(" (its floor against itself: {c:.3}x)"),
+                    _ => String::new(),
+                };
                 format!("{} {:.3}x{control}", l.route, l.paired_ratio)
             })
             .collect();
