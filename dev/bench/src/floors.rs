@@ -14,7 +14,7 @@
 //! series alike; the report compares their medians (the target's measure) and gives the median of
 //! the per-pair ratios beside it, which slow drift cannot move.
 use std::{
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -229,41 +229,46 @@ async fn alternate(
 
 const WARMUP: usize = 3;
 
-/// The login floor: one bare argon2id verification of `username`'s stored hash, on tokio's
-/// blocking pool (one thread, reused, as the functions' own worker) and timed there.
-pub async fn login_floor(app: &App, username: &str) -> Result<impl Side + Clone, String> {
+/// The seeded user's stored password hash, read once for the login floors.
+pub async fn seeded_hash(app: &App, username: &str) -> Result<Arc<str>, String> {
     let store = store(app).await?;
     let user = users::find_for_login(store, &Identifier::Username(username.to_owned()))
         .await
         .map_err(|e| format!("reading the seeded user: {e}"))?
         .ok_or("the seeded user is missing")?;
-    let stored_hash: std::sync::Arc<str> = user.password_hash.into();
-    Ok(Floor(move || {
+    Ok(user.password_hash.into())
+}
+
+/// The login floor: one bare argon2id verification of `stored_hash`, on tokio's blocking pool
+/// (one thread, reused, as the functions' own worker) and timed there.
+pub fn login_floor(stored_hash: Arc<str>) -> impl Side + Clone {
+    Floor(move || {
         let stored_hash = stored_hash.clone();
         async move {
             tokio::task::spawn_blocking(move || bare_verify(&stored_hash))
                 .await
                 .map_err(|e| e.to_string())?
         }
-    }))
+    })
+}
+
+/// handler median / floor median, over timings of the two sides.
+fn ratio_of_medians(a: &[Duration], b: &[Duration]) -> f64 {
+    Summary::of(a).median_ms / Summary::of(b).median_ms
 }
 
 pub async fn login(app: &'static App, username: &str, pairs: usize) -> Result<Comparison, String> {
-    let mut floor = login_floor(app, username).await?;
+    let stored = seeded_hash(app, username).await?;
+    let mut floor = login_floor(stored.clone());
     let (h, f) = alternate(pairs, &mut Caller::login(app, username), &mut floor).await?;
     let mut comparison = Comparison::new("login", "bare argon2id verify", &h, &f);
     // The same alternation with the floor on both sides: how far this run's noise alone moves
     // a ratio of medians.
     let (a, b) = alternate(pairs, &mut floor.clone(), &mut floor).await?;
-    comparison.control_ratio = Some(Comparison::new("control", "", &a, &b).ratio);
+    comparison.control_ratio = Some(ratio_of_medians(&a, &b));
     // The functions' own verification path alone (hand-off to their argon2 worker and back)
     // against the floor: what of the handler's extra time is the verify itself.
-    let stored = users::find_for_login(store(app).await?, &Identifier::Username(username.into()))
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the seeded user is missing")?
-        .password_hash;
-    let stored = stored.as_str();
+    let stored = &*stored;
     let mut verify = Floor(|| async move {
         let started = Instant::now();
         let verdict = shared::password::verify(workload::PASSWORD, Some(stored)).await;
@@ -274,7 +279,7 @@ pub async fn login(app: &'static App, username: &str, pairs: usize) -> Result<Co
         }
     });
     let (v, f) = alternate(pairs, &mut verify, &mut floor).await?;
-    comparison.verify_ratio = Some(Comparison::new("verify", "", &v, &f).ratio);
+    comparison.verify_ratio = Some(ratio_of_medians(&v, &f));
     Ok(comparison)
 }
 

@@ -386,7 +386,7 @@ async fn breakdowns(
     let mut out = Vec::new();
     if has("login") {
         let mut caller = floors::Caller::login(app, username);
-        let mut floor = floors::login_floor(app, username).await?;
+        let mut floor = floors::login_floor(floors::seeded_hash(app, username).await?);
         out.push(floors::breakdown("login", &mut caller, &proxy, calls, &mut floor).await?);
     }
     if has("refresh") {

@@ -294,14 +294,21 @@ impl Report {
             .iter()
             .filter(|l| !l.route.starts_with("register"))
             .map(|l| {
-                let control = match (l.control_ratio, l.verify_ratio) {
-                    (Some(c), Some(v)) => format!(
-                        " (its floor against itself: {c:.3}x; the functions' password::verify against it: {v:.3}x)"
-                    ),
-                    (Some(c), None) => format!(" (its floor against itself: {c:.3}x)"),
-                    _ => String::new(),
+                let checks: Vec<String> = [
+                    l.control_ratio
+                        .map(|c| format!("its floor against itself: {c:.3}x")),
+                    l.verify_ratio
+                        .map(|v| format!("the functions' password::verify against it: {v:.3}x")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                let checks = if checks.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", checks.join("; "))
                 };
-                format!("{} {:.3}x{control}", l.route, l.paired_ratio)
+                format!("{} {:.3}x{checks}", l.route, l.paired_ratio)
             })
             .collect();
         if !steadier.is_empty() {
