@@ -7,6 +7,7 @@
 //! status in exactly one place (its `From` impl below).
 pub mod cloudinary;
 pub mod image;
+pub mod public_id;
 pub mod staging;
 
 use std::{
