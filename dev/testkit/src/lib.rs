@@ -12,6 +12,7 @@ use serde_json::Value;
 use shared::{App, config::Config};
 
 pub mod multipart;
+pub mod node;
 pub mod process;
 
 /// Where the test services listen, from the environment `make test` prepares.
