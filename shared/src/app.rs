@@ -10,6 +10,7 @@ use crate::{
     config::{Config, ConfigError},
     error::ApiError,
     media::Media,
+    schema,
     store::Store,
     tokens::TokenKeys,
 };
@@ -61,7 +62,7 @@ impl App {
 
     /// The database, with indexes ensured (once per process).
     pub async fn store(&self) -> Result<&Store, ApiError> {
-        Ok(self.store.ready().await?)
+        Ok(self.store.ready(schema::ensure_indexes).await?)
     }
 }
 
@@ -85,7 +86,7 @@ where
     // Off the cold-start path: the runtime asks for its first event without waiting for the
     // database, and a request that arrives first simply waits for (or retries) the same init.
     tokio::spawn(async move {
-        if let Err(e) = app.store.ready().await {
+        if let Err(e) = app.store().await {
             tracing::warn!(error = %crate::error::chain(&e), "indexes not ensured yet; the first request will retry");
         }
     });

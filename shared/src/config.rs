@@ -40,6 +40,18 @@ pub struct Config {
     pub cloudinary: CloudinaryConfig,
     pub upload: UploadConfig,
     pub cookies: CookieConfig,
+    pub node: NodeCompatConfig,
+}
+
+/// The switch-over from the Node version: what is accepted from it while its accounts and
+/// sessions move over. Both default to on; turn them off once the migration is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeCompatConfig {
+    /// Exchange a refresh token the Node version issued, once, for a session of ours.
+    pub refresh_exchange: bool,
+    /// Look an email up case-insensitively when it is not stored lowercased (Node-era accounts
+    /// that `migrate-node --apply` has not lowercased yet).
+    pub email_fallback: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -204,8 +216,8 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "REFRESH_REUSE_GRACE",
         Some("10s"),
-        "how long a just-rotated refresh token answers 'already used' instead of revoking the \
-         session (<= 5m)",
+        "how long the refresh token a rotation just replaced still gets the same new pair \
+         (a lost answer, a second tab) instead of revoking the session (<= 5m)",
     ),
     var(
         "TOKEN_LEEWAY",
@@ -287,6 +299,18 @@ pub const VARIABLES: &[Variable] = &[
         "COOKIE_SAMESITE",
         None,
         "strict, lax or none for both cookies; unset: access Lax, refresh Strict",
+    ),
+    var(
+        "NODE_REFRESH_EXCHANGE",
+        Some("true"),
+        "accept a refresh token the Node version issued, once, while it equals the user's \
+         stored refreshToken, to open a session of ours; false once the switch is over",
+    ),
+    var(
+        "NODE_EMAIL_FALLBACK",
+        Some("true"),
+        "find Node-era accounts whose email is stored in the case it was typed (login, \
+         sign-up checks); false after `make migrate-node ARGS=--apply` lowercased them",
     ),
 ];
 
@@ -389,18 +413,23 @@ impl Config {
         let cloudinary = cloudinary(&mut r);
         let upload = upload(&mut r);
         let cookies = cookies(&mut r);
-        match (mongodb, tokens, cloudinary, upload, cookies) {
-            (Some(mongodb), Some(tokens), Some(cloudinary), Some(upload), Some(cookies))
-                if r.problems.is_empty() =>
-            {
-                Ok(Config {
-                    mongodb,
-                    tokens,
-                    cloudinary,
-                    upload,
-                    cookies,
-                })
-            }
+        let node = node_compat(&mut r);
+        match (mongodb, tokens, cloudinary, upload, cookies, node) {
+            (
+                Some(mongodb),
+                Some(tokens),
+                Some(cloudinary),
+                Some(upload),
+                Some(cookies),
+                Some(node),
+            ) if r.problems.is_empty() => Ok(Config {
+                mongodb,
+                tokens,
+                cloudinary,
+                upload,
+                cookies,
+                node,
+            }),
             _ => {
                 if r.problems.is_empty() {
                     // Every `None` above is paired with a problem; this keeps the error
@@ -916,5 +945,14 @@ fn cookies(r: &mut Reader) -> Option<CookieConfig> {
     Some(CookieConfig {
         secure: secure?,
         same_site: same_site?,
+    })
+}
+
+fn node_compat(r: &mut Reader) -> Option<NodeCompatConfig> {
+    let refresh_exchange = r.value("NODE_REFRESH_EXCHANGE", values::parse_bool);
+    let email_fallback = r.value("NODE_EMAIL_FALLBACK", values::parse_bool);
+    Some(NodeCompatConfig {
+        refresh_exchange: refresh_exchange?,
+        email_fallback: email_fallback?,
     })
 }

@@ -169,7 +169,12 @@ string_newtype!(SessionId);
 
 impl SessionId {
     pub fn generate() -> Self {
-        Self(hex::encode(rand::random::<[u8; 16]>()))
+        Self::from_bytes(rand::random::<[u8; 16]>())
+    }
+
+    /// The id for 128 bits chosen elsewhere (see `sessions::exchange_node_token`).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(hex::encode(bytes))
     }
 
     pub fn parse(raw: &str) -> Result<Self, String> {
@@ -183,6 +188,15 @@ impl SessionId {
             Err("not a session id".into())
         }
     }
+}
+
+/// An image stored at Cloudinary: its delivery URL and the public id that destroys it. Both
+/// are stored side by side in the user document (`avatar` / `avatarPublicId`), never one
+/// inside the other, so the Node models keep reading `avatar` as the URL string they expect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub url: String,
+    pub public_id: String,
 }
 
 #[cfg(test)]

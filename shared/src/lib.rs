@@ -5,7 +5,6 @@
 //! database. Functions stay thin: their `main` is [`app::run`], and their handler composes these
 //! modules with the [`App`] built once per cold start.
 pub mod app;
-pub mod auth;
 pub mod config;
 pub mod cookies;
 pub mod domain;
@@ -14,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod media;
 pub mod password;
+pub mod schema;
 pub mod sessions;
 pub mod store;
 pub mod tokens;

@@ -10,6 +10,12 @@
 //!
 //! Login against an unknown account verifies against [`DUMMY_HASH`], which has the same
 //! parameters, so "no such user" and "wrong password" cost the same time and look the same.
+//!
+//! Accounts the Node version created hold bcrypt hashes (`$2a$`, `$2b$`, `$2y$`, any cost).
+//! They are verified with the `bcrypt` crate on the same worker, truncating at 72 bytes exactly
+//! as Node's `bcrypt` did when it hashed them, and always reported as needing a rehash, so the
+//! first successful login upgrades them to argon2id. A wrong bcrypt password costs bcrypt's
+//! time, not argon2's: the figures are in the README's Performance section.
 use std::cell::RefCell;
 
 use argon2::{
@@ -159,6 +165,13 @@ pub async fn verify(password: &str, stored: Option<&str>) -> Result<Verdict, Pas
 }
 
 fn verify_blocking(password: &str, stored: &str) -> Verdict {
+    if is_bcrypt(stored) {
+        return match bcrypt::verify(password, stored) {
+            Ok(true) => Verdict::Match { needs_rehash: true },
+            // A malformed hash (bad cost, bad salt) is a mismatch, like a corrupt PHC string.
+            Ok(false) | Err(_) => Verdict::Mismatch,
+        };
+    }
     let Ok(parsed) = PasswordHash::new(stored) else {
         return Verdict::Mismatch;
     };
@@ -169,6 +182,13 @@ fn verify_blocking(password: &str, stored: &str) -> Verdict {
     } else {
         Verdict::Mismatch
     }
+}
+
+/// A bcrypt hash in modular crypt format, as npm's `bcrypt` and `bcryptjs` write them.
+fn is_bcrypt(stored: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p))
 }
 
 /// What the crate's `PasswordVerifier::verify_password` does (algorithm, version and parameters
@@ -320,6 +340,42 @@ mod tests {
                 "{algorithm:?} {version:?} m={m}"
             );
             assert_eq!(verify_blocking("correct horsf", &theirs), Verdict::Mismatch);
+        }
+    }
+
+    #[test]
+    fn node_era_bcrypt_hashes_verify_at_any_cost_and_prefix_and_always_need_a_rehash() {
+        for (cost, version) in [
+            (4, bcrypt::Version::TwoB),
+            (10, bcrypt::Version::TwoA),
+            (5, bcrypt::Version::TwoY),
+        ] {
+            let h = bcrypt::hash_with_result("correct horse", cost)
+                .expect("hash")
+                .format_for_version(version);
+            assert_eq!(
+                verify_blocking("correct horse", &h),
+                Verdict::Match { needs_rehash: true },
+                "{h}"
+            );
+            assert_eq!(verify_blocking("correct horsf", &h), Verdict::Mismatch);
+        }
+    }
+
+    #[test]
+    fn bcrypt_compares_the_first_72_bytes_as_node_did_when_it_hashed() {
+        let long = "x".repeat(72);
+        let h = bcrypt::hash(&long, 4).expect("hash");
+        assert!(matches!(
+            verify_blocking(&format!("{long}tail"), &h),
+            Verdict::Match { .. }
+        ));
+    }
+
+    #[test]
+    fn a_malformed_bcrypt_hash_is_a_mismatch_not_a_panic() {
+        for bad in ["$2b$", "$2b$99$abc", "$2a$10$tooshort", "$2y$xx$"] {
+            assert_eq!(verify_blocking("x", bad), Verdict::Mismatch, "{bad}");
         }
     }
 

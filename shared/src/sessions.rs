@@ -9,24 +9,29 @@
 //! alike. (FerretDB 1.x runs `findAndModify` as a query followed by a separate update, so a
 //! `find_one_and_update` on the session would let two concurrent refreshes both win there.)
 //!
-//! A token that already has a successor is either a client racing itself (the successor is
-//! younger than the grace period: refused, session kept) or reuse of a stolen or stale token
-//! (the whole session is revoked) - unless the successor is one this process recorded but could
-//! not hand out (the database failed before answering): see [`Undelivered`].
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+//! A successor's `jti` is derived from its parent's with a key of ours
+//! ([`TokenKeys::successor_jti`]) and its tokens are issued at its record's `issuedAt`, so the
+//! pair a rotation issued can be rebuilt by any instance, after any restart, from the record
+//! alone. That is what a lost answer or a racing tab gets when it presents the token that was
+//! just replaced, within `REFRESH_REUSE_GRACE`. Any older ancestor, or the previous token after
+//! the grace, is reuse of a stolen or stale token: the whole session is revoked.
+use std::time::Duration;
 
-use mongodb::bson::{DateTime, doc, oid::ObjectId};
+use mongodb::{
+    Collection,
+    bson::{DateTime, doc, oid::ObjectId},
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
     domain::{SessionId, UserId},
-    store::{Store, StoreError},
+    store::{self, Store, StoreError},
+    tokens::{Grant, RefreshClaims, TokenKeys, UserClaims},
 };
+
+pub const SESSIONS: &str = "sessions";
+pub const REFRESH_TOKENS: &str = "refresh_tokens";
 
 /// The stored session. `claims` snapshots what access tokens carry about the user, so a refresh
 /// needs no user lookup; whatever later changes a user's profile must update it too.
@@ -43,10 +48,26 @@ pub struct SessionDoc {
     pub expires_at: DateTime,
     #[serde(rename = "revokedAt")]
     pub revoked_at: Option<DateTime>,
-    /// Hash of the first refresh token's id (see [`token_hash`]). Sessions written before this
-    /// field existed have their first token in `refresh_tokens` instead.
-    #[serde(rename = "firstToken", default)]
+    /// Hash of the first refresh token's id (see [`token_hash`]).
+    #[serde(rename = "firstToken")]
     pub first_token: String,
+}
+
+impl SessionDoc {
+    /// What tokens for this session are issued for.
+    pub fn grant(&self) -> Grant<'_> {
+        Grant {
+            user_id: self.user_id,
+            session_id: &self.id,
+            claims: &self.claims,
+            session_ends: self.expires_at.timestamp_millis().div_euclid(1000),
+        }
+    }
+
+    /// Neither revoked nor past its absolute end.
+    pub fn is_live(&self, now: DateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
 }
 
 /// One refresh token issued by a rotation, by hash. `parent` is the hash of the token it
@@ -66,13 +87,23 @@ pub struct RefreshTokenDoc {
     pub expires_at: DateTime,
 }
 
-/// The user fields an access token carries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserClaims {
-    pub username: String,
-    pub email: String,
-    #[serde(rename = "fullName")]
-    pub full_name: String,
+pub fn sessions(store: &Store) -> Collection<SessionDoc> {
+    store.collection(SESSIONS)
+}
+
+pub fn refresh_tokens(store: &Store) -> Collection<RefreshTokenDoc> {
+    store.collection(REFRESH_TOKENS)
+}
+
+/// The indexes of both collections (see [`crate::schema`]).
+pub async fn ensure_indexes(store: &Store) -> Result<(), StoreError> {
+    store::ensure_index(&sessions(store), "userId").await?;
+    // The compare-and-swap of refresh-token rotation: one successor per token.
+    store::ensure_unique(&refresh_tokens(store), "parent", "parent_unique").await?;
+    if store::ensure_expiry(&sessions(store)).await? {
+        store::ensure_expiry(&refresh_tokens(store)).await?;
+    }
+    Ok(())
 }
 
 /// SHA-256 of a token id, hex. Only this is stored, never the token or the id itself.
@@ -85,9 +116,17 @@ fn after(t: DateTime, d: Duration) -> DateTime {
     DateTime::from_millis(t.timestamp_millis().saturating_add(ms))
 }
 
-/// Starts a session for a fresh login whose first refresh token has id `jti`.
+/// Unix seconds of a stored time: tokens issued at `t` carry this `iat`.
+pub fn unix_secs(t: DateTime) -> i64 {
+    t.timestamp_millis().div_euclid(1000)
+}
+
+/// Starts session `id` whose first refresh token has id `jti`. One write: the first token is on
+/// record in the session itself. A duplicate `_id` (only possible for a derived id, see
+/// `exchange_node_token` in the refresh function) is a [`StoreError::Duplicate`].
 pub async fn create(
     store: &Store,
+    id: SessionId,
     user: UserId,
     claims: UserClaims,
     jti: &str,
@@ -95,7 +134,7 @@ pub async fn create(
 ) -> Result<SessionDoc, StoreError> {
     let now = DateTime::now();
     let session = SessionDoc {
-        id: SessionId::generate().as_ref().to_owned(),
+        id: id.as_ref().to_owned(),
         user_id: user.0,
         claims,
         created_at: now,
@@ -103,9 +142,18 @@ pub async fn create(
         revoked_at: None,
         first_token: token_hash(jti),
     };
-    // One write: the first token is on record in the session itself.
-    store.sessions.insert_one(&session).await?;
+    sessions(store).insert_one(&session).await?;
     Ok(session)
+}
+
+/// Reads a session by id, for `user` only.
+pub async fn find(
+    store: &Store,
+    sid: &SessionId,
+    user: UserId,
+) -> Result<Option<SessionDoc>, StoreError> {
+    let session = sessions(store).find_one(doc! {"_id": sid.as_ref()}).await?;
+    Ok(session.filter(|s| s.user_id == user.0))
 }
 
 /// Why a refresh token was refused after its signature checked out.
@@ -115,159 +163,128 @@ pub enum Refusal {
     Unknown,
     /// Revoked earlier, or past its absolute lifetime.
     Ended,
-    /// The token was replaced moments ago: a client racing itself. Session kept.
-    JustRotated,
-    /// A token replaced longer ago than the grace period came back: the session is revoked.
+    /// A replaced token came back outside the grace, or an older ancestor at any time: the
+    /// session is now revoked.
     Reused,
 }
 
-/// A successful rotation: the session, and the id of the refresh token to issue in it.
+/// A successful rotation: the session, and the refresh token to issue in it (id and issue
+/// time, Unix seconds). A retry within the grace gets the same two values, so the same pair.
 #[derive(Debug, Clone)]
 pub struct Rotated {
     pub session: SessionDoc,
     pub jti: String,
+    pub issued_at: i64,
 }
 
-/// Successor tokens this process recorded, or may have recorded, without being able to hand
-/// them out: the database failed (a crash, a dropped connection) after receiving the insert and
-/// before answering, so the client got a 503 and will retry with the token it still holds.
-/// Without this, that retry would find a successor it never received and, after the grace
-/// period, revoke its session as if the token had been stolen: a 503 that invites a retry must
-/// not end in a logout.
+/// Replaces refresh token `presented` (already verified) by its successor, if it is current.
 ///
-/// Keyed by the hash of the presented token. An entry is used at most once, only by a client
-/// presenting that exact token, and only while the recorded successor is still the token's
-/// successor; nobody can have seen the successor, since its answer was never sent. A second
-/// presenter of the same token meets the usual reuse detection. In-process by nature: a retry
-/// that reaches another instance gets the usual answer (401, and revocation after the grace).
-#[derive(Debug, Default)]
-pub struct Undelivered(Mutex<HashMap<String, (String, Instant)>>);
-
-impl Undelivered {
-    /// Retries come after an outage; anything older is forgotten.
-    const KEEP: Duration = Duration::from_secs(15 * 60);
-    const MAX_ENTRIES: usize = 10_000;
-
-    fn remember(&self, old_hash: &str, new_jti: &str) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= Self::MAX_ENTRIES {
-            map.retain(|_, (_, at)| at.elapsed() < Self::KEEP);
-            if map.len() >= Self::MAX_ENTRIES {
-                map.clear();
-            }
-        }
-        map.insert(old_hash.to_owned(), (new_jti.to_owned(), Instant::now()));
-    }
-
-    fn take(&self, old_hash: &str) -> Option<String> {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.remove(old_hash)
-            .filter(|(_, at)| at.elapsed() < Self::KEEP)
-            .map(|(jti, _)| jti)
-    }
-}
-
-/// Replaces the token `old_jti` of session `sid` by `new_jti`, if `old_jti` is current.
+/// One round trip of three concurrent reads by `_id`: the session (revoked? past its end?),
+/// the presented token's record (was it issued in this session?) and its successor's record
+/// (was it replaced already?). A token refused there causes no write. Then the
+/// compare-and-swap: the successor's insert under `parent = hash(presented)`.
 ///
-/// Two steps. First, concurrently, the session (revoked? past its end?) and the check that
-/// `old_jti` was issued in it (its record, or the session's first token); a token refused there
-/// causes no write at all. Then the compare-and-swap: the successor's insert. The token to issue
-/// is normally `new_jti`; it is an earlier, undelivered successor when this completes a rotation
-/// whose answer was lost (see [`Undelivered`]).
-///
-/// The insert could run alongside the reads and save a round trip, but then every refused token
-/// would write (and delete) a successor, and bad input must not write.
+/// Lookups are by `_id` alone, with the other fields checked here, because FerretDB 1.x answers
+/// only a filter that is exactly `{_id: ...}` from its primary key and scans the collection for
+/// anything else (`internal/backends/sqlite/collection.go`); on MongoDB both use an index.
 pub async fn rotate(
     store: &Store,
-    sid: &SessionId,
-    user: UserId,
-    old_jti: &str,
-    new_jti: &str,
+    keys: &TokenKeys,
+    presented: &RefreshClaims,
     reuse_grace: Duration,
-    token_ttl: Duration,
 ) -> Result<Result<Rotated, Refusal>, StoreError> {
+    let (Ok(user), Ok(sid)) = (
+        UserId::parse(&presented.sub),
+        SessionId::parse(&presented.sid),
+    ) else {
+        return Ok(Err(Refusal::Unknown));
+    };
     let now = DateTime::now();
-    let old = token_hash(old_jti);
-    // By `_id` alone, the other fields checked here: FerretDB 1.x answers only a filter that is
-    // exactly `{_id: ...}` from its primary key and scans the collection for anything else
-    // (`internal/backends/sqlite/collection.go`); 5.7 ms against 0.3 ms once the bench had
-    // issued a few hundred tokens. On MongoDB both forms use the `_id` index.
-    let (issued, session) = tokio::try_join!(
-        store.refresh_tokens.find_one(doc! {"_id": &old}),
-        store.sessions.find_one(doc! {"_id": sid.as_ref()}),
+    let old = token_hash(&presented.jti);
+    let next_jti = keys.successor_jti(&presented.jti);
+    let next = token_hash(&next_jti);
+    let tokens = refresh_tokens(store);
+    let (issued, successor, session) = tokio::try_join!(
+        async { Ok::<_, StoreError>(tokens.find_one(doc! {"_id": &old}).await?) },
+        async { Ok(tokens.find_one(doc! {"_id": &next}).await?) },
+        find(store, &sid, user),
     )?;
-    let session = session.filter(|s| s.user_id == user.0);
-    let issued = issued.is_some_and(|r| r.session_id == sid.as_ref() && r.user_id == user.0)
-        || session.as_ref().is_some_and(|s| s.first_token == old);
-    let session = match session {
-        Some(s) if issued && s.revoked_at.is_none() && s.expires_at > now => s,
-        Some(_) if issued => return Ok(Err(Refusal::Ended)),
-        _ => return Ok(Err(Refusal::Unknown)),
+    let Some(session) = session else {
+        return Ok(Err(Refusal::Unknown));
     };
-    let successor = RefreshTokenDoc {
-        id: token_hash(new_jti),
-        session_id: sid.as_ref().to_owned(),
-        user_id: user.0,
-        parent: old.clone(),
-        issued_at: now,
-        // Kept while the successor can be presented; its parent expires before it does.
-        expires_at: after(now, token_ttl),
-    };
-    let claimed = store
-        .refresh_tokens
-        .insert_one(&successor)
-        .await
-        .map_err(StoreError::from);
-    // The successor may be on record (sent, but the answer was lost) while this request fails:
-    // the client will come back with the same token.
-    if matches!(claimed, Err(StoreError::Unavailable(_))) {
-        store.undelivered.remember(&old, new_jti);
+    let issued_here = issued.is_some_and(|r| r.session_id == session.id && r.user_id == user.0)
+        || session.first_token == old;
+    if !issued_here {
+        return Ok(Err(Refusal::Unknown));
     }
-    let rotated = |jti: &str| {
-        Ok(Ok(Rotated {
-            session: session.clone(),
-            jti: jti.to_owned(),
-        }))
-    };
-    match claimed {
-        Ok(_) => rotated(new_jti),
-        Err(StoreError::Duplicate(_)) => {
-            // Already replaced: find out how long ago. Only this rare path pays another trip.
-            let replaced = store.refresh_tokens.find_one(doc! {"parent": &old}).await?;
-            if let Some(r) = &replaced {
-                // Our own record: the driver retried an insert whose first answer was lost.
-                if r.id == successor.id {
-                    return rotated(new_jti);
+    if !session.is_live(now) {
+        return Ok(Err(Refusal::Ended));
+    }
+    let successor = match successor {
+        Some(existing) => existing,
+        None => {
+            let record = RefreshTokenDoc {
+                id: next.clone(),
+                session_id: session.id.clone(),
+                user_id: user.0,
+                parent: old.clone(),
+                issued_at: now,
+                // Kept while the successor can be presented; its parent expires before it does.
+                expires_at: after(now, keys.refresh_ttl),
+            };
+            match tokens.insert_one(&record).await.map_err(StoreError::from) {
+                Ok(_) => {
+                    return Ok(Ok(Rotated {
+                        jti: next_jti,
+                        issued_at: unix_secs(record.issued_at),
+                        session,
+                    }));
                 }
-                if let Some(jti) = store.undelivered.take(&old)
-                    && r.id == token_hash(&jti)
-                {
-                    tracing::info!(session_id = %sid, "completing a rotation whose answer was lost");
-                    return rotated(&jti);
+                // A concurrent refresh with the same token won: answer as it did.
+                Err(StoreError::Duplicate(_)) => {
+                    match tokens.find_one(doc! {"_id": &next}).await? {
+                        Some(winner) => winner,
+                        None => return Err(StoreError::Other(lost_record())),
+                    }
                 }
+                Err(e) => return Err(e),
             }
-            let grace = i64::try_from(reuse_grace.as_millis()).unwrap_or(i64::MAX);
-            let grace_start = DateTime::from_millis(now.timestamp_millis().saturating_sub(grace));
-            if replaced.is_some_and(|r| r.issued_at > grace_start) {
-                return Ok(Err(Refusal::JustRotated));
-            }
-            revoke(store, sid).await?;
-            Ok(Err(Refusal::Reused))
         }
-        Err(e) => Err(e),
+    };
+    // Replaced already. Within the grace, and only if the successor is itself still current
+    // (the presented token is the immediately previous one), hand out the same pair again.
+    let grace = i64::try_from(reuse_grace.as_millis()).unwrap_or(i64::MAX);
+    let recent =
+        successor.issued_at.timestamp_millis() > now.timestamp_millis().saturating_sub(grace);
+    let current = recent
+        && tokens
+            .find_one(doc! {"_id": token_hash(&keys.successor_jti(&next_jti))})
+            .await?
+            .is_none();
+    if current && successor.session_id == session.id {
+        tracing::info!(session_id = %sid, "a just-replaced refresh token came back within the grace; same pair again");
+        return Ok(Ok(Rotated {
+            jti: next_jti,
+            issued_at: unix_secs(successor.issued_at),
+            session,
+        }));
     }
+    revoke(store, &sid).await?;
+    Ok(Err(Refusal::Reused))
 }
 
-/// Ends a session: every refresh token issued in it stops working.
+/// The successor's insert said "duplicate" but the record is not there: its `_id` is derived
+/// from the parent's, so only a parent index entry left by another record could cause that.
+fn lost_record() -> mongodb::error::Error {
+    mongodb::error::Error::custom(std::io::Error::other(
+        "a successor record is indexed under this parent but could not be read",
+    ))
+}
+
+/// Ends a session: every refresh token issued in it stops working, and so do its access tokens
+/// on our routes.
 pub async fn revoke(store: &Store, sid: &SessionId) -> Result<(), StoreError> {
-    store
-        .sessions
+    sessions(store)
         .update_one(
             doc! {"_id": sid.as_ref(), "revokedAt": null},
             doc! {"$set": {"revokedAt": DateTime::now()}},
@@ -281,19 +298,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_undelivered_successor_is_handed_out_once_and_only_for_its_own_token() {
-        let u = Undelivered::default();
-        u.remember("hash-of-old", "new-jti");
-        assert_eq!(u.take("hash-of-another"), None);
-        assert_eq!(u.take("hash-of-old").as_deref(), Some("new-jti"));
-        assert_eq!(
-            u.take("hash-of-old"),
-            None,
-            "a second presenter meets reuse detection"
-        );
-    }
-
-    #[test]
     fn token_hashes_are_sha256_hex_and_never_the_input() {
         let h = token_hash("abc");
         assert_eq!(
@@ -301,5 +305,14 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert!(!h.contains("abc"));
+    }
+
+    #[test]
+    fn stored_times_become_whole_unix_seconds_rounding_down() {
+        assert_eq!(
+            unix_secs(DateTime::from_millis(1_700_000_000_999)),
+            1_700_000_000
+        );
+        assert_eq!(unix_secs(DateTime::from_millis(-1)), -1);
     }
 }

@@ -1,11 +1,13 @@
-//! The MongoDB connection: one client per cold start, bounded timeouts, indexes, error kinds.
+//! The MongoDB connection: one client per cold start, bounded timeouts, index helpers, error
+//! kinds. It knows no collection: those live in `users` and `sessions`.
 //!
 //! The client is built without touching the network, so a function starts even while the
 //! database is down and answers 503 until it returns (the driver reconnects by itself). Indexes
 //! are ensured once per process, on the first request that reaches the database (and eagerly,
 //! best-effort, at cold start), so a fresh database works on the very first request.
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
+use futures::TryStreamExt as _;
 use mongodb::{
     Client, Collection, Database, IndexModel,
     bson::doc,
@@ -15,16 +17,8 @@ use mongodb::{
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
-use crate::{
-    config::MongoConfig,
-    error::ApiError,
-    sessions::{RefreshTokenDoc, SessionDoc},
-    users::UserDoc,
-};
+use crate::{config::MongoConfig, error::ApiError};
 
-pub const USERS: &str = "users";
-pub const SESSIONS: &str = "sessions";
-pub const REFRESH_TOKENS: &str = "refresh_tokens";
 const DUPLICATE_KEY: i32 = 11000;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,14 +76,11 @@ fn is_unavailable(e: &mongodb::error::Error) -> bool {
     ) || e.contains_label("RetryableWriteError")
 }
 
-/// The database handle plus typed collections.
+/// The database handle and whether this process has ensured its indexes. Each collection's
+/// module (`users`, `sessions`) owns its name, document, indexes and queries and asks the store
+/// only for the database; [`crate::schema`] lists every collection's indexes.
 pub struct Store {
     pub db: Database,
-    pub users: Collection<UserDoc>,
-    pub sessions: Collection<SessionDoc>,
-    pub refresh_tokens: Collection<RefreshTokenDoc>,
-    /// Rotations whose answer this process could not give (see [`crate::sessions::rotate`]).
-    pub(crate) undelivered: crate::sessions::Undelivered,
     indexes: OnceCell<()>,
 }
 
@@ -109,75 +100,93 @@ impl Store {
 
     pub fn from_database(db: Database) -> Self {
         Self {
-            users: db.collection(USERS),
-            sessions: db.collection(SESSIONS),
-            refresh_tokens: db.collection(REFRESH_TOKENS),
             db,
-            undelivered: crate::sessions::Undelivered::default(),
             indexes: OnceCell::new(),
         }
     }
 
-    /// Ensures the indexes exist, once per process; retried on the next call after a failure.
-    pub async fn ready(&self) -> Result<&Self, StoreError> {
-        self.indexes
-            .get_or_try_init(|| self.create_indexes())
-            .await?;
-        Ok(self)
+    pub fn collection<T: Send + Sync>(&self, name: &str) -> Collection<T> {
+        self.db.collection(name)
     }
 
-    async fn create_indexes(&self) -> Result<(), StoreError> {
-        let unique = |name: &str| {
-            IndexOptions::builder()
-                .unique(true)
-                .name(name.to_owned())
-                .build()
-        };
-        // One index per command: FerretDB 1.24 (the local stand-in for Atlas) drops the
-        // connection on a createIndexes that names several indexes of a new collection.
-        for (field, name) in [("username", "username_unique"), ("email", "email_unique")] {
-            let model = IndexModel::builder()
-                .keys(doc! {field: 1})
-                .options(unique(name))
-                .build();
-            self.users.create_index(model).await?;
-        }
-        self.sessions
-            .create_index(IndexModel::builder().keys(doc! {"userId": 1}).build())
-            .await?;
-        // The compare-and-swap of refresh-token rotation: one successor per token.
-        let parent = IndexModel::builder()
-            .keys(doc! {"parent": 1})
-            .options(unique("parent_unique"))
-            .build();
-        self.refresh_tokens.create_index(parent).await?;
-        let ttl = || {
-            let options = IndexOptions::builder()
-                .expire_after(Duration::ZERO)
-                .name("expiresAt_ttl".to_owned())
-                .build();
-            IndexModel::builder()
-                .keys(doc! {"expiresAt": 1})
-                .options(options)
-                .build()
-        };
-        for result in [
-            self.sessions.create_index(ttl()).await,
-            self.refresh_tokens.create_index(ttl()).await,
-        ] {
-            let Err(e) = result else { continue };
-            let reason = match &*e.kind {
-                ErrorKind::Command(c) => format!("code {}: {}", c.code, c.message),
-                _ => e.to_string(),
-            };
-            let e = StoreError::from(e);
-            if matches!(e, StoreError::Unavailable(_)) {
-                return Err(e);
-            }
-            // Every query refuses what has expired anyway; TTL indexes only tidy up.
-            tracing::warn!(%reason, "TTL index not supported by this server; continuing without it");
-            break;
-        }
-        Ok(())
+    /// Runs `ensure` (the indexes, [`crate::schema::ensure_indexes`]) once per process;
+    /// retried on the next call after a failure.
+    pub async fn ready<'a, F, Fut>(&'a self, ensure: F) -> Result<&'a Self, StoreError>
+    where
+        F: FnOnce(&'a Self) -> Fut,
+        Fut: Future<Output = Result<(), StoreError>> + 'a,
+    {
+        self.indexes.get_or_try_init(|| ensure(self)).await?;
+        Ok(self)
     }
+}
+
+/// Ensures a unique ascending index on `field`, named `name`. An existing unique index on
+/// exactly that key, under any name (the Node version's mongoose made `username_1` and
+/// `email_1`), is the same constraint and is kept rather than fought or duplicated.
+pub async fn ensure_unique<T: Send + Sync>(
+    collection: &Collection<T>,
+    field: &str,
+    name: &str,
+) -> Result<(), StoreError> {
+    // A collection that does not exist yet has no indexes (code 26, NamespaceNotFound).
+    let indexes = match collection.list_indexes().await {
+        Ok(cursor) => cursor.try_collect::<Vec<_>>().await?,
+        Err(e) if matches!(&*e.kind, ErrorKind::Command(c) if c.code == 26) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    for index in indexes {
+        let same_key = index.keys.len() == 1 && index.keys.get_i32(field).ok() == Some(1);
+        let unique = index.options.as_ref().and_then(|o| o.unique) == Some(true);
+        if same_key && unique {
+            return Ok(());
+        }
+    }
+    let options = IndexOptions::builder()
+        .unique(true)
+        .name(name.to_owned())
+        .build();
+    let model = IndexModel::builder()
+        .keys(doc! {field: 1})
+        .options(options)
+        .build();
+    collection.create_index(model).await?;
+    Ok(())
+}
+
+/// A plain ascending index on `field`.
+pub async fn ensure_index<T: Send + Sync>(
+    collection: &Collection<T>,
+    field: &str,
+) -> Result<(), StoreError> {
+    let model = IndexModel::builder().keys(doc! {field: 1}).build();
+    collection.create_index(model).await?;
+    Ok(())
+}
+
+/// A TTL index that removes documents once their `expiresAt` has passed. Returns `false` when
+/// the server does not support TTL indexes (FerretDB 1.x answers code 238): every query refuses
+/// what has expired anyway, so TTL indexes only tidy up.
+pub async fn ensure_expiry<T: Send + Sync>(collection: &Collection<T>) -> Result<bool, StoreError> {
+    let options = IndexOptions::builder()
+        .expire_after(Duration::ZERO)
+        .name("expiresAt_ttl".to_owned())
+        .build();
+    let model = IndexModel::builder()
+        .keys(doc! {"expiresAt": 1})
+        .options(options)
+        .build();
+    let Err(e) = collection.create_index(model).await else {
+        return Ok(true);
+    };
+    let reason = match &*e.kind {
+        ErrorKind::Command(c) => format!("code {}: {}", c.code, c.message),
+        _ => e.to_string(),
+    };
+    let e = StoreError::from(e);
+    if matches!(e, StoreError::Unavailable(_)) {
+        return Err(e);
+    }
+    tracing::warn!(%reason, "TTL index not supported by this server; continuing without it");
+    Ok(false)
 }

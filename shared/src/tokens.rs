@@ -4,13 +4,28 @@
 //! (`at+jwt` / `rt+jwt`) that is checked, so one kind can never pass as the other even if the
 //! secrets were misconfigured to be equal. Expiry is checked with a small explicit leeway rather
 //! than the crate's 60 s default. Claims are typed structs: a claim of the wrong type fails decode.
+//!
+//! Access tokens carry `_id` beside `sub` because the Node platform's `verifyJWT` reads the user
+//! id from `_id`; with the same `ACCESS_TOKEN_SECRET` the Node routes accept ours as they are.
+//!
+//! Issuing is deterministic given a refresh token id and a time: HS256 is deterministic, and the
+//! access token's id is derived from the refresh token's with a key of ours. Rotation relies on
+//! that (see `sessions`): every instance that answers a retried refresh rebuilds the very pair
+//! the first answer carried, from what the database holds, without any token stored at rest.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cookie::Cookie;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use secrecy::ExposeSecret;
+use mongodb::bson::oid::ObjectId;
+use secrecy::{ExposeSecret, SecretSlice};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
-use crate::config::TokenConfig;
+use crate::{
+    config::{CookieConfig, TokenConfig},
+    cookies,
+};
 
 pub const ACCESS_TYP: &str = "at+jwt";
 pub const REFRESH_TYP: &str = "rt+jwt";
@@ -19,7 +34,13 @@ pub const REFRESH_TYP: &str = "rt+jwt";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessClaims {
+    /// The user id, for the Node platform (`User.findById(decoded._id)`).
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// The same user id, as RFC 7519 names it.
     pub sub: String,
+    /// The session this token belongs to; our routes check that it is still live.
+    pub sid: String,
     pub username: String,
     pub email: String,
     #[serde(rename = "fullName")]
@@ -27,6 +48,26 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+}
+
+/// The user fields an access token carries (snapshotted in each session, so a refresh needs no
+/// user lookup).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserClaims {
+    pub username: String,
+    pub email: String,
+    #[serde(rename = "fullName")]
+    pub full_name: String,
+}
+
+/// What a pair is issued for: a user's session, with the claims it carries and its end.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant<'a> {
+    pub user_id: ObjectId,
+    pub session_id: &'a str,
+    pub claims: &'a UserClaims,
+    /// The session's absolute end, Unix seconds.
+    pub session_ends: i64,
 }
 
 /// Claims of a refresh token: smaller on purpose; everything else lives in the session.
@@ -38,6 +79,24 @@ pub struct RefreshClaims {
     pub jti: String,
     pub iat: i64,
     pub exp: i64,
+}
+
+/// Claims of a refresh token the Node version issued (`jwt.sign({_id}, REFRESH_TOKEN_SECRET,
+/// {expiresIn})`): exactly these three, no `typ` header of ours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRefreshClaims {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// A refresh token as presented: ours, or one the Node version issued before the switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresentedRefresh {
+    Ours(RefreshClaims),
+    Node(NodeRefreshClaims),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +117,8 @@ pub struct TokenKeys {
     access_dec: DecodingKey,
     refresh_enc: EncodingKey,
     refresh_dec: DecodingKey,
+    /// Derives token ids (see [`TokenKeys::successor_jti`]); a subkey of the refresh secret.
+    derive: SecretSlice<u8>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     leeway: u64,
@@ -72,6 +133,7 @@ impl TokenKeys {
             access_dec: DecodingKey::from_secret(a),
             refresh_enc: EncodingKey::from_secret(r),
             refresh_dec: DecodingKey::from_secret(r),
+            derive: SecretSlice::from(hmac_sha256(r, b"videotube/token-id-key/v1").to_vec()),
             access_ttl: cfg.access_ttl,
             refresh_ttl: cfg.refresh_ttl,
             leeway: cfg.leeway.as_secs(),
@@ -87,12 +149,127 @@ impl TokenKeys {
     }
 
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        verify(token, ACCESS_TYP, &self.access_dec, self.leeway)
+        verify(token, Some(ACCESS_TYP), &self.access_dec, self.leeway)
     }
 
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        verify(token, REFRESH_TYP, &self.refresh_dec, self.leeway)
+        verify(token, Some(REFRESH_TYP), &self.refresh_dec, self.leeway)
     }
+
+    /// A refresh token of ours, or (by its header: no `typ` of ours) one the Node version
+    /// signed with the same refresh secret. Whether a Node one is still accepted is decided by
+    /// the caller against the user's stored `refreshToken`.
+    pub fn verify_presented_refresh(&self, token: &str) -> Result<PresentedRefresh, TokenError> {
+        let header = jsonwebtoken::decode_header(token)?;
+        match header.typ.as_deref() {
+            Some(REFRESH_TYP) => self.verify_refresh(token).map(PresentedRefresh::Ours),
+            None | Some("JWT") => {
+                verify(token, header.typ.as_deref(), &self.refresh_dec, self.leeway)
+                    .map(PresentedRefresh::Node)
+            }
+            Some(_) => Err(TokenError::WrongType),
+        }
+    }
+
+    /// The id of the refresh token that replaces token `jti` in a rotation: derived, not drawn,
+    /// so every instance that handles a retry of that rotation issues the same token. Without
+    /// the key nobody can compute it, and the database holds only its SHA-256.
+    pub fn successor_jti(&self, jti: &str) -> String {
+        self.derive_id(b"rt-successor", jti)
+    }
+
+    /// The id of the access token issued beside refresh token `refresh_jti`.
+    fn access_jti(&self, refresh_jti: &str) -> String {
+        self.derive_id(b"at-for", refresh_jti)
+    }
+
+    fn derive_id(&self, purpose: &[u8], input: &str) -> String {
+        let mut message = Vec::with_capacity(purpose.len() + 1 + input.len());
+        message.extend_from_slice(purpose);
+        message.push(0);
+        message.extend_from_slice(input.as_bytes());
+        let digest = hmac_sha256(self.derive.expose_secret(), &message);
+        encode_id(&digest[..16])
+    }
+
+    /// Signs the pair for `grant`: a refresh token with id `refresh_jti`, and an access token
+    /// carrying the session's claims, both issued at `issued_at` (Unix seconds). The refresh
+    /// token never outlives its session: its `exp`, and its cookie's Max-Age, are capped at the
+    /// session's absolute end.
+    pub fn issue(
+        &self,
+        grant: Grant<'_>,
+        refresh_jti: &str,
+        issued_at: i64,
+    ) -> Result<TokenPair, TokenError> {
+        let refresh_exp = (issued_at + secs(self.refresh_ttl)).min(grant.session_ends);
+        let access_exp = issued_at + secs(self.access_ttl);
+        let user_id = grant.user_id.to_hex();
+        let access = AccessClaims {
+            id: user_id.clone(),
+            sub: user_id.clone(),
+            sid: grant.session_id.to_owned(),
+            username: grant.claims.username.clone(),
+            email: grant.claims.email.clone(),
+            full_name: grant.claims.full_name.clone(),
+            iat: issued_at,
+            exp: access_exp,
+            jti: self.access_jti(refresh_jti),
+        };
+        let refresh = RefreshClaims {
+            sub: user_id,
+            sid: grant.session_id.to_owned(),
+            jti: refresh_jti.to_owned(),
+            iat: issued_at,
+            exp: refresh_exp,
+        };
+        // Cookie lifetimes count from now, so a pair rebuilt for a retry expires with its token.
+        let now = now_secs();
+        let left = |exp: i64| Duration::from_secs(u64::try_from(exp - now).unwrap_or(0).max(1));
+        Ok(TokenPair {
+            access_token: self.sign_access(&access)?,
+            refresh_token: self.sign_refresh(&refresh)?,
+            access_ttl: left(access_exp),
+            refresh_ttl: left(refresh_exp),
+        })
+    }
+}
+
+/// A freshly signed pair and the lifetimes left to each.
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    #[serde(rename = "accessToken")]
+    pub access_token: String,
+    #[serde(rename = "refreshToken")]
+    pub refresh_token: String,
+    #[serde(skip)]
+    access_ttl: Duration,
+    #[serde(skip)]
+    refresh_ttl: Duration,
+}
+
+impl TokenPair {
+    /// The `accessToken` and `refreshToken` cookies carrying this pair.
+    pub fn cookies(&self, cfg: &CookieConfig) -> [Cookie<'static>; 2] {
+        [
+            cookies::access(cfg, self.access_token.clone(), self.access_ttl),
+            cookies::refresh(cfg, self.refresh_token.clone(), self.refresh_ttl),
+        ]
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length; the error exists only for fixed-key-size MACs.
+        Err(_) => unreachable!("HMAC accepts keys of every length"),
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 fn sign<T: Serialize>(typ: &str, claims: &T, key: &EncodingKey) -> Result<String, TokenError> {
@@ -101,9 +278,11 @@ fn sign<T: Serialize>(typ: &str, claims: &T, key: &EncodingKey) -> Result<String
     jsonwebtoken::encode(&header, claims, key).map_err(TokenError::Sign)
 }
 
+/// Decodes with HS256 pinned and `exp` checked with `leeway`; the `typ` header must be exactly
+/// `typ` (`None`: absent).
 fn verify<T: serde::de::DeserializeOwned>(
     token: &str,
-    typ: &str,
+    typ: Option<&str>,
     key: &DecodingKey,
     leeway: u64,
 ) -> Result<T, TokenError> {
@@ -111,23 +290,32 @@ fn verify<T: serde::de::DeserializeOwned>(
     v.leeway = leeway;
     v.validate_exp = true;
     v.validate_aud = false;
-    v.set_required_spec_claims(&["exp", "iat", "sub", "jti"]);
+    let required: &[&str] = if typ.is_some_and(|t| t == ACCESS_TYP || t == REFRESH_TYP) {
+        &["exp", "iat", "sub", "jti"]
+    } else {
+        &["exp", "iat"]
+    };
+    v.set_required_spec_claims(required);
     let data = jsonwebtoken::decode::<T>(token, key, &v).map_err(|e| match e.kind() {
         jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
         _ => TokenError::Invalid(e),
     })?;
     // Compared exactly: RFC 9068 allows case-insensitive media types, but we only ever issue
     // these two spellings, so anything else did not come from us.
-    if data.header.typ.as_deref() != Some(typ) {
+    if data.header.typ.as_deref() != typ {
         return Err(TokenError::WrongType);
     }
     Ok(data.claims)
 }
 
+fn encode_id(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// A fresh random token id: 128 bits, base64url.
 pub fn new_jti() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
+    encode_id(&rand::random::<[u8; 16]>())
 }
 
 /// Seconds since the Unix epoch.
@@ -190,7 +378,9 @@ mod tests {
         });
         let now = now_secs();
         let access = AccessClaims {
+            id: "u".into(),
             sub: "u".into(),
+            sid: "s".into(),
             username: "x".into(),
             email: "x@y.z".into(),
             full_name: "X".into(),

@@ -1,25 +1,35 @@
 //! The `users` collection: the stored document, its public view, and the queries on it.
 //!
-//! Uniqueness of username and email is enforced by unique indexes (see `store`); reads here are
-//! only ever by normalised values, so there is no collation and no operator can get in.
-use mongodb::bson::{DateTime, doc, oid::ObjectId};
+//! The document is the Node user model's, so the Node backend that keeps running beside us reads
+//! it as its own: `avatar` and `coverImage` are URL strings, the hash is in `password` (which
+//! the Node code hides with `.select("-password -refreshToken")`), timestamps as mongoose writes
+//! them. We add the Cloudinary public ids beside the URLs (`avatarPublicId`,
+//! `coverImagePublicId`); documents the Node version wrote lack them, and may also carry `__v`,
+//! `http://` URLs, a plaintext `refreshToken` (a live credential, removed when we meet it) and
+//! an email in the case the user typed (its schema misspelt `lowercase`).
+//!
+//! Uniqueness of username and email is enforced by unique indexes; reads here are by normalised
+//! values, so there is no collation and no operator can get in. While `NODE_EMAIL_FALLBACK` is
+//! on, an email that is not found as stored-lowercase is looked up once more case-insensitively,
+//! for Node-era accounts the migration command has not lowercased yet.
+use std::fmt;
+
+use mongodb::{
+    Collection,
+    bson::{DateTime, Document, doc, oid::ObjectId},
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    domain::{Email, FullName, UserId, Username},
-    store::{Store, StoreError},
+    domain::{Email, FullName, ImageRef, UserId, Username},
+    store::{self, Store, StoreError},
+    tokens::UserClaims,
 };
 
-/// An image stored at Cloudinary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageRef {
-    pub url: String,
-    #[serde(rename = "publicId")]
-    pub public_id: String,
-}
+pub const USERS: &str = "users";
 
-/// The stored user.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The stored user, in the Node model's shape.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct UserDoc {
     #[serde(rename = "_id")]
     pub id: ObjectId,
@@ -27,21 +37,60 @@ pub struct UserDoc {
     pub email: String,
     #[serde(rename = "fullName")]
     pub full_name: String,
-    pub avatar: ImageRef,
+    #[serde(default)]
+    pub avatar: String,
     #[serde(
-        rename = "coverImage",
+        rename = "avatarPublicId",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub cover_image: Option<ImageRef>,
+    pub avatar_public_id: Option<String>,
+    /// "" when there is none (the Node version also leaves it out).
+    #[serde(rename = "coverImage", default)]
+    pub cover_image: String,
+    #[serde(
+        rename = "coverImagePublicId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cover_image_public_id: Option<String>,
     #[serde(rename = "watchHistory", default)]
     pub watch_history: Vec<ObjectId>,
-    #[serde(rename = "passwordHash")]
-    pub password_hash: String,
+    /// The password hash as a PHC string: argon2id, or bcrypt for Node-era accounts.
+    pub password: String,
+    /// A Node-era refresh token in plaintext; never written by us (see [`after_login`]).
+    #[serde(
+        rename = "refreshToken",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub refresh_token: Option<String>,
     #[serde(rename = "createdAt")]
     pub created_at: DateTime,
     #[serde(rename = "updatedAt")]
     pub updated_at: DateTime,
+}
+
+/// Never prints the hash or a token.
+impl fmt::Debug for UserDoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserDoc")
+            .field("id", &self.id)
+            .field("password", &"[REDACTED]")
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UserDoc {
+    /// What this user's access tokens say about them.
+    pub fn claims(&self) -> UserClaims {
+        UserClaims {
+            username: self.username.clone(),
+            email: self.email.clone(),
+            full_name: self.full_name.clone(),
+        }
+    }
 }
 
 /// What clients see of a user: the Node API's shape, never the hash or any token.
@@ -71,12 +120,8 @@ impl From<&UserDoc> for PublicUser {
             username: u.username.clone(),
             email: u.email.clone(),
             full_name: u.full_name.clone(),
-            avatar: u.avatar.url.clone(),
-            cover_image: u
-                .cover_image
-                .as_ref()
-                .map(|c| c.url.clone())
-                .unwrap_or_default(),
+            avatar: u.avatar.clone(),
+            cover_image: u.cover_image.clone(),
             watch_history: u.watch_history.iter().map(|id| id.to_hex()).collect(),
             created_at: iso_millis(u.created_at),
             updated_at: iso_millis(u.updated_at),
@@ -96,6 +141,17 @@ pub fn iso_millis(t: DateTime) -> String {
         .unwrap_or_default()
 }
 
+pub fn collection(store: &Store) -> Collection<UserDoc> {
+    store.collection(USERS)
+}
+
+/// Unique `username` and `email`; the Node version's `username_1` / `email_1` count as ours.
+pub async fn ensure_indexes(store: &Store) -> Result<(), StoreError> {
+    let users = collection(store);
+    store::ensure_unique(&users, "username", "username_unique").await?;
+    store::ensure_unique(&users, "email", "email_unique").await
+}
+
 /// A new user, ready to insert.
 pub struct NewUser {
     pub username: Username,
@@ -108,24 +164,31 @@ pub struct NewUser {
 
 pub async fn insert(store: &Store, new: NewUser) -> Result<UserId, StoreError> {
     let now = DateTime::now();
+    let (cover_image, cover_image_public_id) = match new.cover_image {
+        Some(c) => (c.url, Some(c.public_id)),
+        None => (String::new(), None),
+    };
     let doc = UserDoc {
         id: ObjectId::new(),
         username: new.username.as_ref().to_owned(),
         email: new.email.as_ref().to_owned(),
         full_name: new.full_name.as_ref().to_owned(),
-        avatar: new.avatar,
-        cover_image: new.cover_image,
+        avatar: new.avatar.url,
+        avatar_public_id: Some(new.avatar.public_id),
+        cover_image,
+        cover_image_public_id,
         watch_history: Vec::new(),
-        password_hash: new.password_hash,
+        password: new.password_hash,
+        refresh_token: None,
         created_at: now,
         updated_at: now,
     };
-    store.users.insert_one(&doc).await?;
+    collection(store).insert_one(&doc).await?;
     Ok(UserId(doc.id))
 }
 
 pub async fn find_by_id(store: &Store, id: UserId) -> Result<Option<UserDoc>, StoreError> {
-    Ok(store.users.find_one(doc! {"_id": id.0}).await?)
+    Ok(collection(store).find_one(doc! {"_id": id.0}).await?)
 }
 
 /// Which login identifiers were given, already normalised.
@@ -135,14 +198,61 @@ pub enum Identifier {
     Both { username: String, email: String },
 }
 
-pub async fn find_for_login(store: &Store, id: &Identifier) -> Result<Option<UserDoc>, StoreError> {
-    let filter = match id {
-        Identifier::Username(u) => doc! {"username": u},
-        Identifier::Email(e) => doc! {"email": e},
-        // Both given: they must name the same account.
-        Identifier::Both { username, email } => doc! {"username": username, "email": email},
-    };
-    Ok(store.users.find_one(filter).await?)
+/// The account a login names, if any. With both identifiers they must name the same account.
+/// `email_fallback`: see the module doc.
+pub async fn find_for_login(
+    store: &Store,
+    id: &Identifier,
+    email_fallback: bool,
+) -> Result<Option<UserDoc>, StoreError> {
+    let users = collection(store);
+    match id {
+        Identifier::Username(u) => Ok(users.find_one(doc! {"username": u}).await?),
+        Identifier::Both { username, email } => {
+            let user = users.find_one(doc! {"username": username}).await?;
+            Ok(user.filter(|u| Email::normalise_for_lookup(&u.email) == *email))
+        }
+        Identifier::Email(e) => {
+            if let Some(user) = users.find_one(doc! {"email": e}).await? {
+                return Ok(Some(user));
+            }
+            if !email_fallback {
+                return Ok(None);
+            }
+            // At most two, to tell one match from an ambiguous pair (`Bob@x.com` and
+            // `BOB@x.com` were two accounts to the Node version); the migration reports those.
+            let mut found = users.find(any_case(e)).limit(2).await?;
+            let first = if found.advance().await? {
+                Some(found.deserialize_current()?)
+            } else {
+                None
+            };
+            if first.is_some() && found.advance().await? {
+                tracing::warn!(
+                    "an email matches two Node-era accounts that differ only in case; \
+                     run migrate-node to list them"
+                );
+                return Ok(None);
+            }
+            Ok(first)
+        }
+    }
+}
+
+/// A filter for `email` equal to `lowercase` in any case. Only ASCII punctuation is escaped: both
+/// MongoDB's PCRE and FerretDB's Go RE2 take `\` before it as the literal character, and RE2
+/// refuses an escaped letter or non-ASCII character.
+fn any_case(lowercase: &str) -> Document {
+    let mut pattern = String::with_capacity(lowercase.len() * 2 + 4);
+    pattern.push_str("\\A");
+    for c in lowercase.chars() {
+        if c.is_ascii_punctuation() {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str("\\z");
+    doc! {"email": {"$regex": pattern, "$options": "i"}}
 }
 
 /// Whether the username or the email is already taken, as field errors for a 409.
@@ -150,15 +260,23 @@ pub async fn find_for_login(store: &Store, id: &Identifier) -> Result<Option<Use
 /// One `$or` query: on MongoDB each branch uses its unique index. FerretDB 1.x answers any filter
 /// other than `{_id: ...}` by scanning the collection, so one query (one scan) beats two
 /// concurrent equality lookups there (measured 9 ms against 16 ms with a few hundred users).
+/// With `email_fallback`, a Node-era email in another case counts as taken too.
 pub async fn taken(
     store: &Store,
     username: &Username,
     email: &Email,
+    email_fallback: bool,
 ) -> Result<Vec<&'static str>, StoreError> {
-    let filter = doc! {"$or": [{"username": username.as_ref()}, {"email": email.as_ref()}]};
-    let users = store.users.clone_with_type::<mongodb::bson::Document>();
+    let mut branches = vec![
+        doc! {"username": username.as_ref()},
+        doc! {"email": email.as_ref()},
+    ];
+    if email_fallback {
+        branches.push(any_case(email.as_ref()));
+    }
+    let users = collection(store).clone_with_type::<Document>();
     let mut cursor = users
-        .find(filter)
+        .find(doc! {"$or": branches})
         .projection(doc! {"username": 1, "email": 1})
         .await?;
     let mut fields = Vec::new();
@@ -168,22 +286,82 @@ pub async fn taken(
         {
             fields.push("username");
         }
-        if raw.get_str("email").ok() == Some(email.as_ref()) && !fields.contains(&"email") {
+        let same_email = raw
+            .get_str("email")
+            .is_ok_and(|e| Email::normalise_for_lookup(e) == email.as_ref());
+        if same_email && !fields.contains(&"email") {
             fields.push("email");
         }
     }
     Ok(fields)
 }
 
-pub async fn set_password_hash(store: &Store, id: UserId, hash: &str) -> Result<(), StoreError> {
-    store
-        .users
+/// What a successful login brings a stored user up to date with.
+#[derive(Default)]
+pub struct AfterLogin {
+    /// A fresh argon2id hash, replacing a bcrypt one or weaker argon2 parameters.
+    pub password_hash: Option<String>,
+    /// The email lowercased, for a Node-era account that stored it as typed.
+    pub email: Option<String>,
+    /// Remove a Node-era plaintext `refreshToken`.
+    pub drop_refresh_token: bool,
+}
+
+impl AfterLogin {
+    pub fn is_empty(&self) -> bool {
+        self.password_hash.is_none() && self.email.is_none() && !self.drop_refresh_token
+    }
+}
+
+/// Applies [`AfterLogin`] in one update. If the lowercased email collides with another account
+/// (a pair the Node version kept apart by case), the rest is still applied and the email left
+/// as it is: the migration command reports such pairs for a human to resolve.
+pub async fn after_login(store: &Store, id: UserId, change: AfterLogin) -> Result<(), StoreError> {
+    if change.is_empty() {
+        return Ok(());
+    }
+    let update = |with_email: bool| {
+        let mut set = doc! {"updatedAt": DateTime::now()};
+        if let Some(h) = &change.password_hash {
+            set.insert("password", h);
+        }
+        if let (true, Some(e)) = (with_email, &change.email) {
+            set.insert("email", e);
+        }
+        let mut update = doc! {"$set": set};
+        if change.drop_refresh_token {
+            update.insert("$unset", doc! {"refreshToken": ""});
+        }
+        update
+    };
+    let users = collection(store);
+    match users.update_one(doc! {"_id": id.0}, update(true)).await {
+        Ok(_) => Ok(()),
+        Err(e) => match StoreError::from(e) {
+            StoreError::Duplicate(_) => {
+                tracing::warn!(user_id = %id, "a Node-era email could not be lowercased: another account has it");
+                users.update_one(doc! {"_id": id.0}, update(false)).await?;
+                Ok(())
+            }
+            other => Err(other),
+        },
+    }
+}
+
+/// Removes a Node-era `refreshToken`, but only if it still holds `token`, so a token the Node
+/// version issued since is never removed by mistake. Returns whether it did.
+pub async fn drop_node_refresh_token(
+    store: &Store,
+    id: UserId,
+    token: &str,
+) -> Result<bool, StoreError> {
+    let r = collection(store)
         .update_one(
-            doc! {"_id": id.0},
-            doc! {"$set": {"passwordHash": hash, "updatedAt": DateTime::now()}},
+            doc! {"_id": id.0, "refreshToken": token},
+            doc! {"$unset": {"refreshToken": ""}, "$set": {"updatedAt": DateTime::now()}},
         )
         .await?;
-    Ok(())
+    Ok(r.modified_count == 1)
 }
 
 #[cfg(test)]
@@ -200,5 +378,43 @@ mod tests {
             iso_millis(DateTime::from_millis(1_700_000_000_123)),
             "2023-11-14T22:13:20.123Z"
         );
+    }
+
+    #[test]
+    fn any_case_lookups_escape_every_pattern_character_and_anchor_both_ends() {
+        let f = any_case("a.b+c(d)|e*@x-y.com");
+        let pattern = f
+            .get_document("email")
+            .and_then(|e| e.get_str("$regex"))
+            .expect("pattern");
+        assert_eq!(pattern, r"\Aa\.b\+c\(d\)\|e\*\@x\-y\.com\z");
+        let unicode = any_case("jöhn@x.com");
+        let pattern = unicode
+            .get_document("email")
+            .and_then(|e| e.get_str("$regex"))
+            .expect("pattern");
+        assert_eq!(pattern, r"\Ajöhn\@x\.com\z", "non-ASCII is never escaped");
+    }
+
+    #[test]
+    fn a_user_document_never_prints_its_hash_or_token() {
+        let u = UserDoc {
+            id: ObjectId::new(),
+            username: "alice".into(),
+            email: "alice@example.com".into(),
+            full_name: "Alice".into(),
+            avatar: String::new(),
+            avatar_public_id: None,
+            cover_image: String::new(),
+            cover_image_public_id: None,
+            watch_history: Vec::new(),
+            password: "$argon2id$secret-hash".into(),
+            refresh_token: Some("node.refresh.token".into()),
+            created_at: DateTime::now(),
+            updated_at: DateTime::now(),
+        };
+        let printed = format!("{u:?}");
+        assert!(!printed.contains("secret-hash") && !printed.contains("node.refresh"));
+        assert!(!printed.contains("alice@example.com"));
     }
 }

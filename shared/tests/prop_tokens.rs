@@ -79,12 +79,15 @@ fn access_claims() -> impl Strategy<Value = AccessClaims> {
         claim_string(),
         claim_string(),
         claim_string(),
+        claim_string(),
         10i64..1_000_000,
     )
-        .prop_map(|(sub, username, email, full_name, jti, exp_in)| {
+        .prop_map(|(sub, sid, username, email, full_name, jti, exp_in)| {
             let now = now_secs();
             AccessClaims {
+                id: sub.clone(),
                 sub,
+                sid,
                 username,
                 email,
                 full_name,

@@ -32,10 +32,12 @@ use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use serde_json::Value;
 use shared::{
-    App, sessions,
+    App,
+    domain::ImageRef,
+    sessions,
     store::Store,
     tokens::new_jti,
-    users::{self, Identifier, ImageRef, UserDoc},
+    users::{self, Identifier, UserDoc},
 };
 
 use crate::{
@@ -232,11 +234,11 @@ const WARMUP: usize = 3;
 /// The seeded user's stored password hash, read once for the login floors.
 pub async fn seeded_hash(app: &App, username: &str) -> Result<Arc<str>, String> {
     let store = store(app).await?;
-    let user = users::find_for_login(store, &Identifier::Username(username.to_owned()))
+    let user = users::find_for_login(store, &Identifier::Username(username.to_owned()), false)
         .await
         .map_err(|e| format!("reading the seeded user: {e}"))?
         .ok_or("the seeded user is missing")?;
-    Ok(user.password_hash.into())
+    Ok(user.password.into())
 }
 
 /// The login floor: one bare argon2id verification of `stored_hash`, on tokio's blocking pool
@@ -293,7 +295,7 @@ pub async fn refresh(
     // The floor updates one document by `_id` in the sessions collection, so it meets the same
     // collection size as the handler's session lookup; the document is the bench's own (revoked,
     // expired, no user), whatever the session model is, and no token can ever name it.
-    let collection = store.db.collection::<Document>(shared::store::SESSIONS);
+    let collection = store.db.collection::<Document>(sessions::SESSIONS);
     let floor_id = format!("bench-floor-{}", hex::encode(rand::random::<[u8; 8]>()));
     let floor_id = floor_id.as_str();
     let fields =
@@ -527,15 +529,17 @@ async fn insert(
         username: username.to_owned(),
         email: format!("{username}@example.com"),
         full_name: "Bench Floor".to_owned(),
-        avatar,
-        cover_image: None,
+        avatar: avatar.url,
+        avatar_public_id: Some(avatar.public_id),
+        cover_image: String::new(),
+        cover_image_public_id: None,
         watch_history: Vec::new(),
-        password_hash: hash,
+        password: hash,
+        refresh_token: None,
         created_at: now,
         updated_at: now,
     };
-    store
-        .users
+    users::collection(store)
         .insert_one(&doc)
         .await
         .map(|_| ())

@@ -313,7 +313,7 @@ mod tests {
         let schema = spec.schema("PublicUser");
         spec.validate(&schema, &user).expect("a valid user");
         let mut with_hash = user.clone();
-        with_hash["passwordHash"] = json!("$argon2id$...");
+        with_hash["password"] = json!("$argon2id$...");
         assert!(spec.validate(&schema, &with_hash).is_err());
         let mut bad_id = user.clone();
         bad_id["_id"] = json!("not-an-object-id");

@@ -285,9 +285,9 @@ pub async fn seed_user(
     email: &str,
     password: &str,
 ) -> shared::users::UserDoc {
-    use shared::{domain::*, store::Store, users};
+    use shared::{domain::*, schema, store::Store, users};
     let store = Store::from_database(db.clone());
-    let store = store.ready().await.expect("indexes");
+    let store = store.ready(schema::ensure_indexes).await.expect("indexes");
     let hash = shared::password::rehash(password).await.expect("hash");
     let id = users::insert(
         store,
@@ -295,7 +295,7 @@ pub async fn seed_user(
             username: Username::parse(username).expect("valid username"),
             email: Email::parse(email).expect("valid email"),
             full_name: FullName::parse("Test User").expect("valid name"),
-            avatar: users::ImageRef {
+            avatar: ImageRef {
                 url: "https://res.cloudinary.com/demo/image/upload/avatar.png".into(),
                 public_id: "avatar".into(),
             },

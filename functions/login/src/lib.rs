@@ -1,19 +1,24 @@
 //! `POST /api/v1/users/login`: checks a password and opens a new session (one per device).
 //!
 //! The body is JSON or urlencoded with `username` and/or `email` plus `password`. Unknown
-//! accounts and wrong passwords cost the same argon2id verification and get the same 401.
-//! Passwords are not held to today's length minimum here, so accounts from the Node version,
-//! which had none, can still log in; the 128-character maximum applies.
+//! accounts and wrong passwords get the same 401 (unknown ones verify against a dummy argon2id
+//! hash). Passwords are not held to today's length minimum here, so accounts from the Node
+//! version, which had none, can still log in; the 128-character maximum applies.
+//!
+//! A Node-era account is brought up to date by its first successful login, in the same request:
+//! its bcrypt hash becomes argon2id, its plaintext `refreshToken` is removed, and an email it
+//! stored in mixed case is lowercased (see `users::after_login`).
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::json;
 use shared::{
-    ApiError, App, FieldError, auth,
-    domain::{Email, Password, UserId, Username},
+    ApiError, App, FieldError,
+    domain::{Email, Password, SessionId, UserId, Username},
+    error::chain,
     http::{self, Reply, read_fields, take_string},
     password::{self, Verdict},
-    sessions::{self, UserClaims},
-    tokens::new_jti,
-    users::{self, Identifier, PublicUser},
+    sessions,
+    tokens::{new_jti, now_secs},
+    users::{self, AfterLogin, Identifier, PublicUser, UserDoc},
 };
 
 pub const ROUTE: &str = "POST /api/v1/users/login";
@@ -92,52 +97,37 @@ fn parse(req: &Request) -> Result<Credentials, ApiError> {
 async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
     let creds = parse(&req)?;
     let store = app.store().await?;
-    let user = users::find_for_login(store, &creds.identifier).await?;
-    let verdict = password::verify(
-        &creds.password,
-        user.as_ref().map(|u| u.password_hash.as_str()),
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    let user =
+        users::find_for_login(store, &creds.identifier, app.config.node.email_fallback).await?;
+    let verdict = password::verify(&creds.password, user.as_ref().map(|u| u.password.as_str()))
+        .await
+        .map_err(ApiError::internal)?;
     let (user, needs_rehash) = match (user, verdict) {
         (Some(user), Verdict::Match { needs_rehash }) => (user, needs_rehash),
         _ => return Err(ApiError::Unauthorized(INVALID_CREDENTIALS)),
     };
     let user_id = UserId(user.id);
-    if needs_rehash {
-        // Best effort: the login itself has succeeded either way.
-        match password::rehash(&creds.password).await {
-            Ok(h) => {
-                if let Err(e) = users::set_password_hash(store, user_id, &h).await {
-                    tracing::warn!(error = %shared::error::chain(&e), "could not store the upgraded password hash");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not upgrade the password hash"),
-        }
-    }
-    let claims = UserClaims {
-        username: user.username.clone(),
-        email: user.email.clone(),
-        full_name: user.full_name.clone(),
-    };
+    let upgrade = upgrade(&user, &creds.password, needs_rehash).await;
     let jti = new_jti();
-    let session = sessions::create(
+    let open = sessions::create(
         store,
+        SessionId::generate(),
         user_id,
-        claims.clone(),
+        user.claims(),
         &jti,
         app.config.tokens.session_max_age,
-    )
-    .await?;
-    let pair = auth::issue(
-        app,
-        &user_id.to_string(),
-        &claims,
-        &session.id,
-        &jti,
-        session.expires_at,
-    )?;
-    let [access_cookie, refresh_cookie] = pair.cookies(app);
+    );
+    // Both writes at once: the upgrade is best effort, the login has succeeded either way.
+    let (session, upgraded) = tokio::join!(open, users::after_login(store, user_id, upgrade));
+    if let Err(e) = upgraded {
+        tracing::warn!(error = %chain(&e), "could not bring a Node-era or weaker account up to date");
+    }
+    let session = session?;
+    let pair = app
+        .tokens
+        .issue(session.grant(), &jti, now_secs())
+        .map_err(ApiError::internal)?;
+    let [access_cookie, refresh_cookie] = pair.cookies(&app.config.cookies);
     let data = json!({
         "user": PublicUser::from(&user),
         "accessToken": pair.access_token,
@@ -148,4 +138,26 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
             .with_cookie(access_cookie)
             .with_cookie(refresh_cookie),
     )
+}
+
+/// What this login brings the stored user up to date with: a fresh argon2id hash for a bcrypt
+/// or weaker one, the email lowercased, a Node-era `refreshToken` removed.
+async fn upgrade(user: &UserDoc, password: &str, needs_rehash: bool) -> AfterLogin {
+    let password_hash = if needs_rehash {
+        match password::rehash(password).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not upgrade the password hash");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let lowercase = Email::normalise_for_lookup(&user.email);
+    AfterLogin {
+        password_hash,
+        email: (lowercase != user.email).then_some(lowercase),
+        drop_refresh_token: user.refresh_token.is_some(),
+    }
 }

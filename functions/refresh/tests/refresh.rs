@@ -87,22 +87,101 @@ async fn the_token_may_come_from_the_json_body_when_there_is_no_cookie() {
 }
 
 #[tokio::test]
-async fn a_token_reused_within_the_grace_period_is_refused_but_the_session_survives() {
+async fn the_just_replaced_token_within_the_grace_gets_the_same_pair_again_and_it_works() {
     let t = TestApp::spawn().await;
     t.seed_user("carol", "carol@example.com").await;
     let (_, old) = login(&t, "carol").await;
-    let (_, v, _) = refresh_with(&t, &old).await;
-    let new = next_token(&v);
-    let (status, v, _) = refresh_with(&t, &old).await;
-    assert_eq!(status, 401);
-    assert_eq!(v["message"], refresh::ALREADY_USED);
+    let (_, first, first_cookies) = refresh_with(&t, &old).await;
+    let records = t.count("refresh_tokens").await;
+    let (status, again, again_cookies) = refresh_with(&t, &old).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["data"], first["data"], "the very same pair");
+    let cookie = |cs: &[cookie::Cookie<'static>], name: &str| {
+        cs.iter()
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
+    };
+    assert_eq!(
+        cookie(&again_cookies, "refreshToken"),
+        cookie(&first_cookies, "refreshToken")
+    );
+    assert_eq!(
+        t.count("refresh_tokens").await,
+        records,
+        "no second successor"
+    );
+    let new = next_token(&first);
     assert_eq!(
         session_doc(&t, &new).await.get("revokedAt"),
         Some(&mongodb::bson::Bson::Null),
         "not revoked"
     );
     let (status, _, _) = refresh_with(&t, &new).await;
-    assert_eq!(status, 200, "the newest token still works");
+    assert_eq!(status, 200, "the handed-out pair rotates as usual");
+}
+
+#[tokio::test]
+async fn a_lost_answer_retried_on_a_freshly_started_instance_gets_the_same_pair() {
+    let t = TestApp::spawn().await;
+    t.seed_user("cleo", "cleo@example.com").await;
+    let (_, old) = login(&t, "cleo").await;
+    let (_, first, _) = refresh_with(&t, &old).await;
+    // Another instance: its own configuration load, database client and keys, nothing shared
+    // with the one that rotated but the database and the secrets.
+    let config = shared::config::Config::from_vars(&t.vars).expect("config");
+    let other: &'static shared::App =
+        Box::leak(Box::new(shared::App::new(config).await.expect("app")));
+    let resp = handle(other, with_token(&old)).await;
+    let again = envelope(&resp, 200);
+    assert_eq!(
+        again["data"], first["data"],
+        "the pair the lost answer carried"
+    );
+    let resp = handle(other, with_token(&next_token(&again))).await;
+    envelope(&resp, 200);
+}
+
+#[tokio::test]
+async fn the_grandparent_token_within_the_grace_revokes_the_session() {
+    let t = TestApp::spawn().await;
+    t.seed_user("cora", "cora@example.com").await;
+    let (_, grandparent) = login(&t, "cora").await;
+    let (_, v, _) = refresh_with(&t, &grandparent).await;
+    let parent = next_token(&v);
+    let (_, v, _) = refresh_with(&t, &parent).await;
+    let current = next_token(&v);
+    let (status, v, cookies) = refresh_with(&t, &grandparent).await;
+    assert_eq!(status, 401, "{v}");
+    assert_eq!(v["message"], refresh::EXPIRED_OR_USED);
+    assert!(cookies.is_empty());
+    assert!(
+        session_doc(&t, &current)
+            .await
+            .get_datetime("revokedAt")
+            .is_ok()
+    );
+    let (status, _, _) = refresh_with(&t, &current).await;
+    assert_eq!(status, 401, "the whole session ended");
+}
+
+#[tokio::test]
+async fn a_revoked_sessions_just_replaced_token_within_the_grace_is_refused() {
+    let t = TestApp::spawn().await;
+    t.seed_user("cyd", "cyd@example.com").await;
+    let (_, old) = login(&t, "cyd").await;
+    let (_, v, _) = refresh_with(&t, &old).await;
+    let sid = t
+        .app
+        .tokens
+        .verify_refresh(&next_token(&v))
+        .expect("valid")
+        .sid;
+    let store = t.app.store().await.expect("store");
+    let sid = shared::domain::SessionId::parse(&sid).expect("sid");
+    shared::sessions::revoke(store, &sid).await.expect("revoke");
+    let (status, v, cookies) = refresh_with(&t, &old).await;
+    assert_eq!(status, 401, "{v}");
+    assert!(cookies.is_empty());
 }
 
 #[tokio::test]
@@ -392,7 +471,7 @@ async fn a_revoked_session_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_concurrent_refreshes_with_one_token_have_exactly_one_winner() {
+async fn fifty_concurrent_refreshes_with_one_token_all_get_one_and_the_same_new_token() {
     let t = TestApp::spawn().await;
     t.seed_user("ivy", "ivy@example.com").await;
     let (_, token) = login(&t, "ivy").await;
@@ -400,23 +479,27 @@ async fn fifty_concurrent_refreshes_with_one_token_have_exactly_one_winner() {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let token = token.clone();
-            tokio::spawn(async move { handle(app, with_token(&token)).await.status().as_u16() })
+            tokio::spawn(async move {
+                let resp = handle(app, with_token(&token)).await;
+                let status = resp.status().as_u16();
+                (status, envelope(&resp, status))
+            })
         })
         .collect();
-    let statuses: Vec<u16> = futures::future::join_all(tasks)
+    let answers: Vec<(u16, Value)> = futures::future::join_all(tasks)
         .await
         .into_iter()
         .map(|r| r.expect("task"))
         .collect();
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let mut tokens: Vec<String> = answers.iter().map(|(_, v)| next_token(v)).collect();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "one and the same refresh token for all 50");
     assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
+        t.count("refresh_tokens").await,
         1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 401).count(),
-        49,
-        "{statuses:?}"
+        "exactly one successor record"
     );
     let session = session_doc(&t, &token).await;
     assert_eq!(

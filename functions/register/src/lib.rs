@@ -10,12 +10,12 @@ pub mod form;
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use shared::{
     ApiError, App, FieldError,
-    domain::{Email, Username},
+    domain::{Email, ImageRef, Username},
     error::chain,
     http::{self, Reply},
     password,
     store::{Store, StoreError},
-    users::{self, ImageRef, NewUser, PublicUser},
+    users::{self, NewUser, PublicUser},
 };
 
 use crate::form::Registration;
@@ -32,7 +32,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
     let registration = form::read(req, &app.media).await?.validate()?;
     let store = app.store().await?;
-    let taken = users::taken(store, &registration.username, &registration.email).await?;
+    let fallback = app.config.node.email_fallback;
+    let taken = users::taken(store, &registration.username, &registration.email, fallback).await?;
     if !taken.is_empty() {
         return Err(conflict(&taken));
     }
@@ -62,7 +63,7 @@ async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
                 // A concurrent registration won the unique index.
                 StoreError::Duplicate(_) => {
                     tracing::info!("lost a registration race on a unique index");
-                    conflict(&taken_after_race(store, &username, &email).await)
+                    conflict(&taken_after_race(store, &username, &email, fallback).await)
                 }
                 other => other.into(),
             });
@@ -127,8 +128,13 @@ fn conflict(fields: &[&str]) -> ApiError {
 
 /// Which field the winner of a race took. The duplicate-key error names an index, but its text
 /// differs between servers; asking again is exact. Both fields if even that fails.
-async fn taken_after_race(store: &Store, username: &Username, email: &Email) -> Vec<&'static str> {
-    match users::taken(store, username, email).await {
+async fn taken_after_race(
+    store: &Store,
+    username: &Username,
+    email: &Email,
+    email_fallback: bool,
+) -> Vec<&'static str> {
+    match users::taken(store, username, email, email_fallback).await {
         Ok(fields) if !fields.is_empty() => fields,
         Ok(_) => vec![form::USERNAME, form::EMAIL],
         Err(e) => {

@@ -14,7 +14,7 @@ use sha2::Digest as _;
 use tokio_util::io::ReaderStream;
 
 use super::{Media, MediaError, image::StagedImage};
-use crate::{config::SignatureAlgorithm, error::chain, users::ImageRef};
+use crate::{config::SignatureAlgorithm, domain::ImageRef, error::chain};
 
 /// Parameters Cloudinary leaves out of the string to sign.
 pub const UNSIGNED_PARAMS: &[&str] = &[
