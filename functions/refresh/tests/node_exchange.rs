@@ -1,0 +1,191 @@
+//! Sessions that were open on the Node version at the switch survive: its refresh token, while
+//! it still equals the user's stored `refreshToken`, is exchanged once for a session of ours.
+use std::time::Duration;
+
+use mongodb::bson::{Document, doc};
+use refresh::handle;
+use serde_json::{Value, json};
+use testkit::{
+    TestApp, envelope,
+    node::{node_jwt, node_refresh_token, node_user},
+    post, with_cookie,
+};
+
+const ROUTE: &str = "/api/v1/users/refresh-token";
+const TEN_DAYS: Duration = Duration::from_secs(10 * 24 * 3600);
+
+async fn refresh_with(t: &TestApp, token: &str) -> (u16, Value) {
+    let resp = handle(
+        t.app,
+        with_cookie(post(ROUTE, None, ""), "refreshToken", token),
+    )
+    .await;
+    let status = resp.status().as_u16();
+    (status, envelope(&resp, status))
+}
+
+async fn stored(t: &TestApp, id: mongodb::bson::oid::ObjectId) -> Document {
+    t.find_one("users", doc! {"_id": id}).await.expect("user")
+}
+
+#[tokio::test]
+async fn a_node_era_refresh_token_is_exchanged_once_for_a_session_of_ours() {
+    let t = TestApp::spawn().await;
+    let node = node_user("nico")
+        .logged_in(t.var("REFRESH_TOKEN_SECRET"), TEN_DAYS)
+        .insert(&t.db)
+        .await;
+    let token = node.refresh_token.clone().expect("logged in on Node");
+
+    let (status, v) = refresh_with(&t, &token).await;
+    assert_eq!(status, 200, "{v}");
+    let ours = v["data"]["refreshToken"].as_str().expect("a pair of ours");
+    let claims = t
+        .app
+        .tokens
+        .verify_refresh(ours)
+        .expect("our refresh token");
+    assert_eq!(claims.sub, node.id.to_hex());
+    let access = t
+        .app
+        .tokens
+        .verify_access(v["data"]["accessToken"].as_str().expect("access"))
+        .expect("our access token");
+    assert_eq!(
+        (access.id.as_str(), access.username.as_str()),
+        (claims.sub.as_str(), "nico")
+    );
+    assert!(
+        stored(&t, node.id).await.get("refreshToken").is_none(),
+        "removed in the same step"
+    );
+    assert_eq!(t.count("sessions").await, 1);
+
+    let (status, _) = refresh_with(&t, &token).await;
+    assert_eq!(status, 401, "exchanged once");
+    let (status, v) = refresh_with(&t, ours).await;
+    assert_eq!(status, 200, "the new session rotates as any other: {v}");
+    assert_eq!(t.count("sessions").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_exchanges_of_one_node_token_have_exactly_one_winner() {
+    let t = TestApp::spawn().await;
+    let node = node_user("racer")
+        .logged_in(t.var("REFRESH_TOKEN_SECRET"), TEN_DAYS)
+        .insert(&t.db)
+        .await;
+    let token = node.refresh_token.expect("logged in on Node");
+    let app = t.app;
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let token = token.clone();
+            tokio::spawn(async move {
+                let req = with_cookie(post(ROUTE, None, ""), "refreshToken", &token);
+                handle(app, req).await.status().as_u16()
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        49,
+        "{statuses:?}"
+    );
+    assert_eq!(t.count("sessions").await, 1, "one session");
+}
+
+#[tokio::test]
+async fn any_other_node_era_token_is_refused_and_changes_nothing() {
+    let t = TestApp::spawn().await;
+    let secret = t.var("REFRESH_TOKEN_SECRET").to_owned();
+    let node = node_user("nell")
+        .logged_in(&secret, TEN_DAYS)
+        .insert(&t.db)
+        .await;
+    let never = node_user("never").insert(&t.db).await;
+    let before = stored(&t, node.id).await;
+    let now = shared::tokens::now_secs();
+    let id = node.id.to_hex();
+    // A token from an earlier Node login: valid signature, but no longer the stored one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let earlier = node_refresh_token(&secret, node.id, TEN_DAYS);
+    let cases = [
+        ("an earlier Node token", earlier),
+        (
+            "a user who never logged in on Node",
+            node_refresh_token(&secret, never.id, TEN_DAYS),
+        ),
+        (
+            "another secret",
+            node_refresh_token(&"x".repeat(40), node.id, TEN_DAYS),
+        ),
+        (
+            "expired",
+            node_jwt(
+                &secret,
+                &json!({"_id": id, "iat": now - 100, "exp": now - 50}),
+            ),
+        ),
+        (
+            "an extra claim",
+            node_jwt(
+                &secret,
+                &json!({"_id": id, "iat": now, "exp": now + 60, "admin": true}),
+            ),
+        ),
+        (
+            "no _id",
+            node_jwt(&secret, &json!({"iat": now, "exp": now + 60})),
+        ),
+        (
+            "_id not an id",
+            node_jwt(
+                &secret,
+                &json!({"_id": {"$gt": ""}, "iat": now, "exp": now + 60}),
+            ),
+        ),
+        (
+            "a Node access token",
+            testkit::node::node_access_token(&secret, &node, TEN_DAYS),
+        ),
+    ];
+    for (what, token) in &cases {
+        let (status, v) = refresh_with(&t, token).await;
+        assert_eq!(status, 401, "{what}: {v}");
+    }
+    assert_eq!(
+        stored(&t, node.id).await,
+        before,
+        "the stored token is untouched"
+    );
+    assert_eq!(t.count("sessions").await, 0);
+    let (status, v) = refresh_with(&t, node.refresh_token.as_deref().expect("token")).await;
+    assert_eq!(status, 200, "and the real one still exchanges: {v}");
+}
+
+#[tokio::test]
+async fn with_the_exchange_turned_off_a_node_era_token_is_refused() {
+    let t = TestApp::spawn_with(|v| {
+        v.insert("NODE_REFRESH_EXCHANGE".into(), "false".into());
+    })
+    .await;
+    let node = node_user("off")
+        .logged_in(t.var("REFRESH_TOKEN_SECRET"), TEN_DAYS)
+        .insert(&t.db)
+        .await;
+    let (status, v) = refresh_with(&t, node.refresh_token.as_deref().expect("token")).await;
+    assert_eq!(status, 401, "{v}");
+    assert_eq!(v["message"], refresh::INVALID_TOKEN);
+    assert!(stored(&t, node.id).await.get("refreshToken").is_some());
+    assert_eq!(t.count("sessions").await, 0);
+}
