@@ -74,7 +74,7 @@ pub struct TokenConfig {
     pub refresh_ttl: Duration,
     /// Whole seconds: the absolute lifetime of a session, however often it is refreshed.
     pub session_max_age: Duration,
-    /// At most 5 minutes and shorter than `refresh_ttl`.
+    /// 0 (off) to 5 minutes, and shorter than `refresh_ttl`.
     pub reuse_grace: Duration,
     /// 0 to 60 seconds.
     pub leeway: Duration,
@@ -217,7 +217,7 @@ pub const VARIABLES: &[Variable] = &[
         "REFRESH_REUSE_GRACE",
         Some("10s"),
         "how long the refresh token a rotation just replaced still gets the same new pair \
-         (a lost answer, a second tab) instead of revoking the session (<= 5m)",
+         (a lost answer, a second tab) instead of revoking the session; 0s to 5m, 0s = off",
     ),
     var(
         "TOKEN_LEEWAY",
@@ -697,10 +697,11 @@ fn tokens(r: &mut Reader) -> Option<TokenConfig> {
     let access_ttl = r.duration("ACCESS_TOKEN_EXPIRY", LIFETIME);
     let refresh_ttl = r.duration("REFRESH_TOKEN_EXPIRY", LIFETIME);
     let session_max_age = r.duration("SESSION_MAX_AGE", LIFETIME);
+    // `0s` turns the window off: any reuse of a replaced token revokes its session.
     let reuse_grace = r.duration(
         "REFRESH_REUSE_GRACE",
         DurationRule {
-            allow_zero: false,
+            allow_zero: true,
             max: MAX_REUSE_GRACE,
             whole_seconds: false,
         },

@@ -254,8 +254,8 @@ pub async fn rotate(
     // Replaced already. Within the grace, and only if the successor is itself still current
     // (the presented token is the immediately previous one), hand out the same pair again.
     let grace = i64::try_from(reuse_grace.as_millis()).unwrap_or(i64::MAX);
-    let recent =
-        successor.issued_at.timestamp_millis() > now.timestamp_millis().saturating_sub(grace);
+    let recent = grace > 0
+        && successor.issued_at.timestamp_millis() > now.timestamp_millis().saturating_sub(grace);
     let current = recent
         && tokens
             .find_one(doc! {"_id": token_hash(&keys.successor_jti(&next_jti))})

@@ -500,6 +500,16 @@ fn the_reuse_grace_is_short_and_shorter_than_the_refresh_token() {
         "REFRESH_REUSE_GRACE",
     );
     load(&with(&[("REFRESH_REUSE_GRACE", "5m")]));
+    let off = load(&with(&[("REFRESH_REUSE_GRACE", "0s")]));
+    assert_eq!(
+        off.tokens.reuse_grace,
+        Duration::ZERO,
+        "0s turns the window off"
+    );
+    reject_only(
+        &with(&[("REFRESH_REUSE_GRACE", "-1s")]),
+        "REFRESH_REUSE_GRACE",
+    );
     let error = reject_only(
         &with(&[
             ("ACCESS_TOKEN_EXPIRY", "10s"),

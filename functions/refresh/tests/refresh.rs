@@ -213,6 +213,26 @@ async fn a_token_reused_after_the_grace_period_revokes_the_whole_session() {
 }
 
 #[tokio::test]
+async fn with_the_grace_off_any_reuse_of_a_replaced_token_revokes_the_session() {
+    let t = TestApp::spawn_with(|v| {
+        v.insert("REFRESH_REUSE_GRACE".into(), "0s".into());
+    })
+    .await;
+    t.seed_user("zed", "zed@example.com").await;
+    let (_, old) = login(&t, "zed").await;
+    let (_, v, _) = refresh_with(&t, &old).await;
+    let current = next_token(&v);
+    let (status, _, _) = refresh_with(&t, &old).await;
+    assert_eq!(status, 401, "no window");
+    assert!(
+        session_doc(&t, &current)
+            .await
+            .get_datetime("revokedAt")
+            .is_ok()
+    );
+}
+
+#[tokio::test]
 async fn a_session_past_its_absolute_lifetime_is_refused() {
     let t = TestApp::spawn().await;
     t.seed_user("erin", "erin@example.com").await;
