@@ -134,3 +134,42 @@ async fn bad_requests_over_http_get_json_envelopes_not_html() {
         assert!(cookies.is_empty());
     }
 }
+
+/// A refresh whose answer was lost (here: the instance that rotated is gone) is retried on a
+/// freshly started process, which rebuilds the very pair the lost answer carried.
+#[tokio::test]
+async fn a_lost_refresh_answer_retried_on_a_freshly_started_process_gets_the_same_pair() {
+    let mut vars = e2e::Watch::default_vars();
+    vars.insert("REFRESH_REUSE_GRACE".into(), "60s".into());
+    let mut first = e2e::Watch::start(vars.clone(), &["login", "refresh-token"]).await;
+    let api = first.api().await;
+    let name = seeded(&api).await;
+    let (status, _, body) = api
+        .send(
+            api.http
+                .post(first.url("login"))
+                .json(&json!({"username": name, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let old = body["data"]["refreshToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let refresh =
+        |url: String, token: &str| api.http.post(url).json(&json!({"refreshToken": token}));
+    let (status, _, lost) = api.send(refresh(first.url("refresh-token"), &old)).await;
+    assert_eq!(status, 200, "{lost}");
+    first.stop();
+
+    let second = e2e::Watch::start(vars, &["refresh-token"]).await;
+    let (status, _, retried) = api.send(refresh(second.url("refresh-token"), &old)).await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(
+        retried["data"], lost["data"],
+        "the pair the lost answer carried"
+    );
+    let next = retried["data"]["refreshToken"].as_str().expect("token");
+    let (status, _, body) = api.send(refresh(second.url("refresh-token"), next)).await;
+    assert_eq!(status, 200, "and it rotates on: {body}");
+}
