@@ -160,6 +160,25 @@ async fn a_lost_refresh_answer_retried_on_a_freshly_started_process_gets_the_sam
         |url: String, token: &str| api.http.post(url).json(&json!({"refreshToken": token}));
     let (status, _, lost) = api.send(refresh(first.url("refresh-token"), &old)).await;
     assert_eq!(status, 200, "{lost}");
+    // Each request's log line says where its time went.
+    let served = first.request_log();
+    let line = |route: &str| {
+        served
+            .iter()
+            .find(|f| f["route"].as_str().is_some_and(|r| r.ends_with(route)) && f["status"] == 200)
+            .cloned()
+            .unwrap_or_else(|| panic!("a served {route} in {served:?}"))
+    };
+    let (login_line, refresh_line) = (line("/login"), line("/refresh-token"));
+    let ms = |f: &serde_json::Value, k: &str| f[k].as_f64().unwrap_or(-1.0);
+    assert!(ms(&login_line, "password_ms") > 1.0, "{login_line}");
+    assert!(ms(&login_line, "db_ms") > 0.0, "{login_line}");
+    assert!(
+        ms(&login_line, "latency_ms") >= ms(&login_line, "password_ms"),
+        "{login_line}"
+    );
+    assert_eq!(ms(&refresh_line, "password_ms"), 0.0, "{refresh_line}");
+    assert!(ms(&refresh_line, "db_ms") > 0.0, "{refresh_line}");
     first.stop();
 
     let second = e2e::Watch::start(vars, &["refresh-token"]).await;

@@ -19,7 +19,10 @@ use lambda_http::{
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::error::{ApiError, RETRY_AFTER_SECS, chain};
+use crate::{
+    error::{ApiError, RETRY_AFTER_SECS, chain},
+    timing,
+};
 
 /// A successful outcome: status, `data`, `message` and the cookies to set.
 #[derive(Debug)]
@@ -61,39 +64,58 @@ where
 {
     let started = Instant::now();
     let request_id = request_id(&req);
-    let outcome = if req.headers().contains_key(BAD_BASE64_MARKER) {
-        Err(ApiError::BadRequest(
-            "Request body is not valid base64".into(),
-        ))
-    } else if req.method() != http::Method::POST {
-        Err(ApiError::MethodNotAllowed)
-    } else {
-        match AssertUnwindSafe(handler(req)).catch_unwind().await {
-            Ok(outcome) => outcome,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err(ApiError::internal(format!("handler panicked: {what}")))
+    let (outcome, spent) = timing::scope(async {
+        if req.headers().contains_key(BAD_BASE64_MARKER) {
+            Err(ApiError::BadRequest(
+                "Request body is not valid base64".into(),
+            ))
+        } else if req.method() != http::Method::POST {
+            Err(ApiError::MethodNotAllowed)
+        } else {
+            match AssertUnwindSafe(handler(req)).catch_unwind().await {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(ApiError::internal(format!("handler panicked: {what}")))
+                }
             }
         }
-    };
+    })
+    .await;
     let response = match &outcome {
         Ok(reply) => success_response(reply),
         Err(e) => error_response(e, &request_id),
     };
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = timing::ms(started.elapsed());
+    let (db_ms, password_ms, cloudinary_ms) = (
+        timing::ms(spent.database),
+        timing::ms(spent.password),
+        timing::ms(spent.cloudinary),
+    );
     match &outcome {
         Err(e) if e.is_server_side() => tracing::error!(
-            route, status, latency_ms, request_id, error = %chain(e), "request failed"
+            route, status, latency_ms, db_ms, password_ms, cloudinary_ms, request_id,
+            error = %chain(e), "request failed"
         ),
-        Err(e) => {
-            tracing::info!(route, status, latency_ms, request_id, reason = %e, "request rejected")
-        }
-        Ok(_) => tracing::info!(route, status, latency_ms, request_id, "request served"),
+        Err(e) => tracing::info!(
+            route, status, latency_ms, db_ms, password_ms, cloudinary_ms, request_id,
+            reason = %e, "request rejected"
+        ),
+        Ok(_) => tracing::info!(
+            route,
+            status,
+            latency_ms,
+            db_ms,
+            password_ms,
+            cloudinary_ms,
+            request_id,
+            "request served"
+        ),
     }
     response
 }

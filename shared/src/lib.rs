@@ -16,6 +16,7 @@ pub mod password;
 pub mod schema;
 pub mod sessions;
 pub mod store;
+pub mod timing;
 pub mod tokens;
 pub mod users;
 

@@ -23,7 +23,7 @@ use argon2::{
     password_hash::{Output, ParamsString, Salt, SaltString, rand_core::OsRng},
 };
 
-use crate::domain::Password;
+use crate::{domain::Password, timing};
 
 /// A well-formed argon2id hash with the current parameters whose digest is random: no password
 /// is known to produce it, and verifying against it costs what a real verification costs. A unit test keeps its
@@ -68,7 +68,8 @@ async fn on_worker<T: Send + 'static>(
         .ok_or(PasswordError::WorkerGone)?
         .send(job)
         .map_err(|_| PasswordError::WorkerGone)?;
-    result.await.map_err(|_| PasswordError::WorkerGone)
+    let waited = timing::step(timing::Kind::Password, "worker", result);
+    waited.await.map_err(|_| PasswordError::WorkerGone)
 }
 
 /// What a verification found.

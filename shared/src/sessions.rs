@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     domain::{SessionId, UserId},
     store::{self, Store, StoreError},
+    timing,
     tokens::{Grant, RefreshClaims, TokenKeys, UserClaims},
 };
 
@@ -132,18 +133,21 @@ pub async fn create(
     jti: &str,
     max_age: Duration,
 ) -> Result<SessionDoc, StoreError> {
-    let now = DateTime::now();
-    let session = SessionDoc {
-        id: id.as_ref().to_owned(),
-        user_id: user.0,
-        claims,
-        created_at: now,
-        expires_at: after(now, max_age),
-        revoked_at: None,
-        first_token: token_hash(jti),
-    };
-    sessions(store).insert_one(&session).await?;
-    Ok(session)
+    timing::step(timing::Kind::Database, "sessions.create", async move {
+        let now = DateTime::now();
+        let session = SessionDoc {
+            id: id.as_ref().to_owned(),
+            user_id: user.0,
+            claims,
+            created_at: now,
+            expires_at: after(now, max_age),
+            revoked_at: None,
+            first_token: token_hash(jti),
+        };
+        sessions(store).insert_one(&session).await?;
+        Ok(session)
+    })
+    .await
 }
 
 /// Reads a session by id, for `user` only.
@@ -152,8 +156,32 @@ pub async fn find(
     sid: &SessionId,
     user: UserId,
 ) -> Result<Option<SessionDoc>, StoreError> {
+    timing::step(
+        timing::Kind::Database,
+        "sessions.find",
+        find_session(store, sid, user),
+    )
+    .await
+}
+
+// The unmeasured forms, for `rotate`, which is measured as one step.
+async fn find_session(
+    store: &Store,
+    sid: &SessionId,
+    user: UserId,
+) -> Result<Option<SessionDoc>, StoreError> {
     let session = sessions(store).find_one(doc! {"_id": sid.as_ref()}).await?;
     Ok(session.filter(|s| s.user_id == user.0))
+}
+
+async fn revoke_session(store: &Store, sid: &SessionId) -> Result<(), StoreError> {
+    sessions(store)
+        .update_one(
+            doc! {"_id": sid.as_ref(), "revokedAt": null},
+            doc! {"$set": {"revokedAt": DateTime::now()}},
+        )
+        .await?;
+    Ok(())
 }
 
 /// Why a refresh token was refused after its signature checked out.
@@ -193,6 +221,7 @@ pub async fn rotate(
     presented: &RefreshClaims,
     reuse_grace: Duration,
 ) -> Result<Result<Rotated, Refusal>, StoreError> {
+    timing::step(timing::Kind::Database, "sessions.rotate", async move {
     let (Ok(user), Ok(sid)) = (
         UserId::parse(&presented.sub),
         SessionId::parse(&presented.sid),
@@ -207,7 +236,7 @@ pub async fn rotate(
     let (issued, successor, session) = tokio::try_join!(
         async { Ok::<_, StoreError>(tokens.find_one(doc! {"_id": &old}).await?) },
         async { Ok(tokens.find_one(doc! {"_id": &next}).await?) },
-        find(store, &sid, user),
+        find_session(store, &sid, user),
     )?;
     let Some(session) = session else {
         return Ok(Err(Refusal::Unknown));
@@ -269,8 +298,10 @@ pub async fn rotate(
             session,
         }));
     }
-    revoke(store, &sid).await?;
+    revoke_session(store, &sid).await?;
     Ok(Err(Refusal::Reused))
+    })
+    .await
 }
 
 /// The successor's insert said "duplicate" but the record is not there: its `_id` is derived
@@ -284,13 +315,12 @@ fn lost_record() -> mongodb::error::Error {
 /// Ends a session: every refresh token issued in it stops working, and so do its access tokens
 /// on our routes.
 pub async fn revoke(store: &Store, sid: &SessionId) -> Result<(), StoreError> {
-    sessions(store)
-        .update_one(
-            doc! {"_id": sid.as_ref(), "revokedAt": null},
-            doc! {"$set": {"revokedAt": DateTime::now()}},
-        )
-        .await?;
-    Ok(())
+    timing::step(
+        timing::Kind::Database,
+        "sessions.revoke",
+        revoke_session(store, sid),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     domain::{Email, FullName, ImageRef, UserId, Username},
     store::{self, Store, StoreError},
+    timing,
     tokens::UserClaims,
 };
 
@@ -163,32 +164,38 @@ pub struct NewUser {
 }
 
 pub async fn insert(store: &Store, new: NewUser) -> Result<UserId, StoreError> {
-    let now = DateTime::now();
-    let (cover_image, cover_image_public_id) = match new.cover_image {
-        Some(c) => (c.url, Some(c.public_id)),
-        None => (String::new(), None),
-    };
-    let doc = UserDoc {
-        id: ObjectId::new(),
-        username: new.username.as_ref().to_owned(),
-        email: new.email.as_ref().to_owned(),
-        full_name: new.full_name.as_ref().to_owned(),
-        avatar: new.avatar.url,
-        avatar_public_id: Some(new.avatar.public_id),
-        cover_image,
-        cover_image_public_id,
-        watch_history: Vec::new(),
-        password: new.password_hash,
-        refresh_token: None,
-        created_at: now,
-        updated_at: now,
-    };
-    collection(store).insert_one(&doc).await?;
-    Ok(UserId(doc.id))
+    timing::step(timing::Kind::Database, "users.insert", async move {
+        let now = DateTime::now();
+        let (cover_image, cover_image_public_id) = match new.cover_image {
+            Some(c) => (c.url, Some(c.public_id)),
+            None => (String::new(), None),
+        };
+        let doc = UserDoc {
+            id: ObjectId::new(),
+            username: new.username.as_ref().to_owned(),
+            email: new.email.as_ref().to_owned(),
+            full_name: new.full_name.as_ref().to_owned(),
+            avatar: new.avatar.url,
+            avatar_public_id: Some(new.avatar.public_id),
+            cover_image,
+            cover_image_public_id,
+            watch_history: Vec::new(),
+            password: new.password_hash,
+            refresh_token: None,
+            created_at: now,
+            updated_at: now,
+        };
+        collection(store).insert_one(&doc).await?;
+        Ok(UserId(doc.id))
+    })
+    .await
 }
 
 pub async fn find_by_id(store: &Store, id: UserId) -> Result<Option<UserDoc>, StoreError> {
-    Ok(collection(store).find_one(doc! {"_id": id.0}).await?)
+    timing::step(timing::Kind::Database, "users.find_by_id", async move {
+        Ok(collection(store).find_one(doc! {"_id": id.0}).await?)
+    })
+    .await
 }
 
 /// Which login identifiers were given, already normalised.
@@ -205,38 +212,41 @@ pub async fn find_for_login(
     id: &Identifier,
     email_fallback: bool,
 ) -> Result<Option<UserDoc>, StoreError> {
-    let users = collection(store);
-    match id {
-        Identifier::Username(u) => Ok(users.find_one(doc! {"username": u}).await?),
-        Identifier::Both { username, email } => {
-            let user = users.find_one(doc! {"username": username}).await?;
-            Ok(user.filter(|u| Email::normalise_for_lookup(&u.email) == *email))
-        }
-        Identifier::Email(e) => {
-            if let Some(user) = users.find_one(doc! {"email": e}).await? {
-                return Ok(Some(user));
+    timing::step(timing::Kind::Database, "users.find_for_login", async move {
+        let users = collection(store);
+        match id {
+            Identifier::Username(u) => Ok(users.find_one(doc! {"username": u}).await?),
+            Identifier::Both { username, email } => {
+                let user = users.find_one(doc! {"username": username}).await?;
+                Ok(user.filter(|u| Email::normalise_for_lookup(&u.email) == *email))
             }
-            if !email_fallback {
-                return Ok(None);
-            }
-            // At most two, to tell one match from an ambiguous pair (`Bob@x.com` and
-            // `BOB@x.com` were two accounts to the Node version); the migration reports those.
-            let mut found = users.find(any_case(e)).limit(2).await?;
-            let first = if found.advance().await? {
-                Some(found.deserialize_current()?)
-            } else {
-                None
-            };
-            if first.is_some() && found.advance().await? {
-                tracing::warn!(
-                    "an email matches two Node-era accounts that differ only in case; \
+            Identifier::Email(e) => {
+                if let Some(user) = users.find_one(doc! {"email": e}).await? {
+                    return Ok(Some(user));
+                }
+                if !email_fallback {
+                    return Ok(None);
+                }
+                // At most two, to tell one match from an ambiguous pair (`Bob@x.com` and
+                // `BOB@x.com` were two accounts to the Node version); the migration reports those.
+                let mut found = users.find(any_case(e)).limit(2).await?;
+                let first = if found.advance().await? {
+                    Some(found.deserialize_current()?)
+                } else {
+                    None
+                };
+                if first.is_some() && found.advance().await? {
+                    tracing::warn!(
+                        "an email matches two Node-era accounts that differ only in case; \
                      run migrate-node to list them"
-                );
-                return Ok(None);
+                    );
+                    return Ok(None);
+                }
+                Ok(first)
             }
-            Ok(first)
         }
-    }
+    })
+    .await
 }
 
 /// A filter for `email` equal to `lowercase` in any case. Only ASCII punctuation is escaped: both
@@ -267,33 +277,37 @@ pub async fn taken(
     email: &Email,
     email_fallback: bool,
 ) -> Result<Vec<&'static str>, StoreError> {
-    let mut branches = vec![
-        doc! {"username": username.as_ref()},
-        doc! {"email": email.as_ref()},
-    ];
-    if email_fallback {
-        branches.push(any_case(email.as_ref()));
-    }
-    let users = collection(store).clone_with_type::<Document>();
-    let mut cursor = users
-        .find(doc! {"$or": branches})
-        .projection(doc! {"username": 1, "email": 1})
-        .await?;
-    let mut fields = Vec::new();
-    while cursor.advance().await? {
-        let raw = cursor.current();
-        if raw.get_str("username").ok() == Some(username.as_ref()) && !fields.contains(&"username")
-        {
-            fields.push("username");
+    timing::step(timing::Kind::Database, "users.taken", async move {
+        let mut branches = vec![
+            doc! {"username": username.as_ref()},
+            doc! {"email": email.as_ref()},
+        ];
+        if email_fallback {
+            branches.push(any_case(email.as_ref()));
         }
-        let same_email = raw
-            .get_str("email")
-            .is_ok_and(|e| Email::normalise_for_lookup(e) == email.as_ref());
-        if same_email && !fields.contains(&"email") {
-            fields.push("email");
+        let users = collection(store).clone_with_type::<Document>();
+        let mut cursor = users
+            .find(doc! {"$or": branches})
+            .projection(doc! {"username": 1, "email": 1})
+            .await?;
+        let mut fields = Vec::new();
+        while cursor.advance().await? {
+            let raw = cursor.current();
+            if raw.get_str("username").ok() == Some(username.as_ref())
+                && !fields.contains(&"username")
+            {
+                fields.push("username");
+            }
+            let same_email = raw
+                .get_str("email")
+                .is_ok_and(|e| Email::normalise_for_lookup(e) == email.as_ref());
+            if same_email && !fields.contains(&"email") {
+                fields.push("email");
+            }
         }
-    }
-    Ok(fields)
+        Ok(fields)
+    })
+    .await
 }
 
 /// What a successful login brings a stored user up to date with.
@@ -317,6 +331,7 @@ impl AfterLogin {
 /// (a pair the Node version kept apart by case), the rest is still applied and the email left
 /// as it is: the migration command reports such pairs for a human to resolve.
 pub async fn after_login(store: &Store, id: UserId, change: AfterLogin) -> Result<(), StoreError> {
+    timing::step(timing::Kind::Database, "users.after_login", async move {
     if change.is_empty() {
         return Ok(());
     }
@@ -346,6 +361,8 @@ pub async fn after_login(store: &Store, id: UserId, change: AfterLogin) -> Resul
             other => Err(other),
         },
     }
+    })
+    .await
 }
 
 /// Removes a Node-era `refreshToken`, but only if it still holds `token`, so a token the Node
@@ -355,13 +372,20 @@ pub async fn drop_node_refresh_token(
     id: UserId,
     token: &str,
 ) -> Result<bool, StoreError> {
-    let r = collection(store)
-        .update_one(
-            doc! {"_id": id.0, "refreshToken": token},
-            doc! {"$unset": {"refreshToken": ""}, "$set": {"updatedAt": DateTime::now()}},
-        )
-        .await?;
-    Ok(r.modified_count == 1)
+    timing::step(
+        timing::Kind::Database,
+        "users.drop_node_refresh_token",
+        async move {
+            let r = collection(store)
+                .update_one(
+                    doc! {"_id": id.0, "refreshToken": token},
+                    doc! {"$unset": {"refreshToken": ""}, "$set": {"updatedAt": DateTime::now()}},
+                )
+                .await?;
+            Ok(r.modified_count == 1)
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use sha2::Digest as _;
 use tokio_util::io::ReaderStream;
 
 use super::{Media, MediaError, image::StagedImage};
-use crate::{config::SignatureAlgorithm, domain::ImageRef, error::chain};
+use crate::{config::SignatureAlgorithm, domain::ImageRef, error::chain, timing};
 
 /// Parameters Cloudinary leaves out of the string to sign.
 pub const UNSIGNED_PARAMS: &[&str] = &[
@@ -119,7 +119,12 @@ impl Media {
                 ("timestamp", &timestamp),
             ])
             .part("file", file);
-        let failure = match self.call(Op::Upload, form).await {
+        let uploaded = timing::step(
+            timing::Kind::Cloudinary,
+            "upload",
+            self.call(Op::Upload, form),
+        );
+        let failure = match uploaded.await {
             Ok(answer) => match self.check_upload(&answer, &public_id, len) {
                 Ok(url) => {
                     tracing::debug!(public_id, bytes = len, "image uploaded");
@@ -145,7 +150,12 @@ impl Media {
     pub async fn destroy(&self, public_id: &str) -> Result<(), MediaError> {
         let timestamp = unix_now();
         let form = self.signed_form(&[("public_id", public_id), ("timestamp", &timestamp)]);
-        let answer = self.call(Op::Destroy, form).await.map_err(|f| f.error)?;
+        let destroyed = timing::step(
+            timing::Kind::Cloudinary,
+            "destroy",
+            self.call(Op::Destroy, form),
+        );
+        let answer = destroyed.await.map_err(|f| f.error)?;
         match answer.get("result").and_then(Value::as_str) {
             Some("ok" | "not found") => Ok(()),
             other => Err(MediaError::BadResponse {
