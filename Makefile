@@ -27,3 +27,9 @@ bench:
 .PHONY: load
 load:
 	@dev/bin/load
+
+# Bring a Node-era `users` collection to our shape, against MONGODB_URI / MONGODB_DB. A dry run
+# unless ARGS="--apply" (and "--remove-refresh-tokens"); ARGS="--help" explains everything.
+.PHONY: migrate-node
+migrate-node:
+	@cargo run --quiet --release -p migrate --bin migrate-node -- $(ARGS)
