@@ -14,34 +14,41 @@ pub const REFRESH_COOKIE: &str = "refreshToken";
 pub const REFRESH_COOKIE_PATH: &str = "/api/v1/users";
 
 pub fn access(cfg: &CookieConfig, token: String, lifetime: Duration) -> Cookie<'static> {
-    build(cfg, ACCESS_COOKIE, token, "/", SameSite::Lax, lifetime)
+    build(
+        ACCESS_COOKIE,
+        token,
+        "/",
+        cfg.secure,
+        cfg.access_same_site(),
+        lifetime,
+    )
 }
 
 pub fn refresh(cfg: &CookieConfig, token: String, lifetime: Duration) -> Cookie<'static> {
     build(
-        cfg,
         REFRESH_COOKIE,
         token,
         REFRESH_COOKIE_PATH,
-        SameSite::Strict,
+        cfg.secure,
+        cfg.refresh_same_site(),
         lifetime,
     )
 }
 
 fn build(
-    cfg: &CookieConfig,
     name: &'static str,
     value: String,
     path: &'static str,
-    default_same_site: SameSite,
+    secure: bool,
+    same_site: SameSite,
     lifetime: Duration,
 ) -> Cookie<'static> {
     let max_age =
         cookie::time::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
     Cookie::build((name, value))
         .http_only(true)
-        .secure(cfg.secure)
-        .same_site(cfg.same_site.unwrap_or(default_same_site))
+        .secure(secure)
+        .same_site(same_site)
         .path(path)
         .max_age(max_age)
         .build()

@@ -62,13 +62,19 @@ pub struct Email(String);
 string_newtype!(Email);
 
 impl Email {
+    /// RFC 5321's limit on a forward path; no login identifier can be longer than this either.
+    pub const MAX_CHARS: usize = 254;
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = Self::normalise_for_lookup(raw);
         if s.is_empty() {
             return Err("Email is required".into());
         }
-        if s.chars().count() > 254 {
-            return Err("Email must be at most 254 characters long".into());
+        if s.chars().count() > Self::MAX_CHARS {
+            return Err(format!(
+                "Email must be at most {} characters long",
+                Self::MAX_CHARS
+            ));
         }
         // The crate accepts quoted local parts and IP-literal domains; a sign-up form should not.
         let plain = !s.contains('"') && !s.contains('[') && s.is_ascii();
@@ -119,16 +125,23 @@ impl Password {
     pub const MIN_CHARS: usize = 8;
     pub const MAX_CHARS: usize = 128;
 
+    /// A new password: 8 to 128 characters.
     pub fn parse(raw: String) -> Result<Self, String> {
-        let len = raw.chars().count();
-        if len == 0 {
-            return Err("Password is required".into());
-        }
-        if len < Self::MIN_CHARS {
+        if raw.chars().count() < Self::MIN_CHARS && !raw.is_empty() {
             return Err(format!(
                 "Password must be at least {} characters long",
                 Self::MIN_CHARS
             ));
+        }
+        Self::parse_presented(raw)
+    }
+
+    /// A password presented to be checked against a stored hash: any length up to 128, since
+    /// accounts from the Node version, which had no minimum, must still be able to log in.
+    pub fn parse_presented(raw: String) -> Result<Self, String> {
+        let len = raw.chars().count();
+        if len == 0 {
+            return Err("Password is required".into());
         }
         if len > Self::MAX_CHARS {
             return Err(format!(
@@ -268,6 +281,12 @@ mod tests {
         assert!(Password::parse("short".into()).is_err());
         assert!(Password::parse("x".repeat(129)).is_err());
         assert!(Password::parse("ü".repeat(128)).is_ok());
+        assert!(
+            Password::parse_presented("short".into()).is_ok(),
+            "no minimum at login"
+        );
+        assert!(Password::parse_presented(String::new()).is_err());
+        assert!(Password::parse_presented("x".repeat(129)).is_err());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Where a request's time went: the database, password hashing, Cloudinary.
+//! Time: where a request's went (the database, password hashing, Cloudinary), and the clock.
 //!
 //! [`http::respond`](crate::http::respond) runs each request inside [`scope`]; the steps that
 //! cost time run inside [`step`], which opens a span named for the step (with the operation as
@@ -66,6 +66,13 @@ pub async fn step<T>(kind: Kind, op: &'static str, fut: impl Future<Output = T>)
         spent.set(s);
     });
     out
+}
+
+/// Seconds since the Unix epoch: the one clock for token times and signed requests.
+pub fn unix_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Milliseconds, for log fields.

@@ -12,7 +12,7 @@
 //! access token's id is derived from the refresh token's with a key of ours. Rotation relies on
 //! that (see `sessions`): every instance that answers a retried refresh rebuilds the very pair
 //! the first answer carried, from what the database holds, without any token stored at rest.
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cookie::Cookie;
 use hmac::{Hmac, Mac};
@@ -318,12 +318,9 @@ pub fn new_jti() -> String {
     encode_id(&rand::random::<[u8; 16]>())
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch (the one clock, [`crate::timing::unix_secs`]).
 pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::timing::unix_secs()
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 struct Credentials {
     identifier: Identifier,
-    password: String,
+    password: Password,
 }
 
 fn parse(req: &Request) -> Result<Credentials, ApiError> {
@@ -52,10 +52,16 @@ fn parse(req: &Request) -> Result<Credentials, ApiError> {
         .filter(|e| !e.is_empty());
     let password = take("password");
     for (field, value) in [("username", &username), ("email", &email)] {
-        if value.as_ref().is_some_and(|v| v.chars().count() > 254) {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.chars().count() > Email::MAX_CHARS)
+        {
             errors.push(FieldError::new(
                 field,
-                format!("{field} must be at most 254 characters long"),
+                format!(
+                    "{field} must be at most {} characters long",
+                    Email::MAX_CHARS
+                ),
             ));
         }
     }
@@ -73,17 +79,9 @@ fn parse(req: &Request) -> Result<Credentials, ApiError> {
             None
         }
     };
-    match password.as_deref() {
-        None | Some("") => errors.push(FieldError::new("password", "Password is required")),
-        Some(p) if p.chars().count() > Password::MAX_CHARS => errors.push(FieldError::new(
-            "password",
-            format!(
-                "Password must be at most {} characters long",
-                Password::MAX_CHARS
-            ),
-        )),
-        Some(_) => {}
-    }
+    let password = Password::parse_presented(password.unwrap_or_default())
+        .map_err(|m| errors.push(FieldError::new("password", m)))
+        .ok();
     match (identifier, password) {
         (Some(identifier), Some(password)) if errors.is_empty() => Ok(Credentials {
             identifier,
@@ -99,7 +97,8 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
     let store = app.store().await?;
     let user =
         users::find_for_login(store, &creds.identifier, app.config.node.email_fallback).await?;
-    let verdict = password::verify(&creds.password, user.as_ref().map(|u| u.password.as_str()))
+    let presented = creds.password.expose();
+    let verdict = password::verify(presented, user.as_ref().map(|u| u.password.as_str()))
         .await
         .map_err(ApiError::internal)?;
     let (user, needs_rehash) = match (user, verdict) {
@@ -107,7 +106,7 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
         _ => return Err(ApiError::Unauthorized(INVALID_CREDENTIALS)),
     };
     let user_id = UserId(user.id);
-    let upgrade = upgrade(&user, &creds.password, needs_rehash).await;
+    let upgrade = upgrade(&user, presented, needs_rehash).await;
     let jti = new_jti();
     let open = sessions::create(
         store,

@@ -5,7 +5,6 @@
 //! read or do not trust) can still be destroyed by id. [`Media::upload`] does exactly that
 //! before it reports such a failure: it either returns one stored image or has tried to leave
 //! none. The staged file is streamed from disk into the request body, never read into memory.
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::multipart::{Form, Part};
 use secrecy::ExposeSecret as _;
@@ -14,6 +13,8 @@ use sha2::Digest as _;
 use tokio_util::io::ReaderStream;
 
 use super::{Media, MediaError, image::StagedImage};
+use serde::Deserialize as _;
+
 use crate::{config::SignatureAlgorithm, domain::ImageRef, error::chain, timing};
 
 /// Parameters Cloudinary leaves out of the string to sign.
@@ -260,17 +261,19 @@ impl Media {
 
     /// The delivery URL from an upload answer, after checking it describes what we sent.
     fn check_upload(&self, answer: &Value, public_id: &str, len: u64) -> Result<String, String> {
-        let echoed = answer.get("public_id").and_then(Value::as_str);
-        if echoed != Some(public_id) {
-            return Err(format!("public_id is {echoed:?}, not {public_id:?}"));
+        let answer = UploadAnswer::deserialize(answer).map_err(|e| e.to_string())?;
+        if answer.public_id.as_deref() != Some(public_id) {
+            return Err(format!(
+                "public_id is {:?}, not {public_id:?}",
+                answer.public_id
+            ));
         }
-        let bytes = answer.get("bytes").and_then(Value::as_u64);
-        if bytes != Some(len) {
-            return Err(format!("bytes is {bytes:?}, but {len} were sent"));
+        if answer.bytes != Some(len) {
+            return Err(format!("bytes is {:?}, but {len} were sent", answer.bytes));
         }
         let raw = answer
-            .get("secure_url")
-            .and_then(Value::as_str)
+            .secure_url
+            .as_deref()
             .ok_or("secure_url is missing")?;
         let url = url::Url::parse(raw).map_err(|e| format!("secure_url does not parse: {e}"))?;
         // Plain http only from an http API base, which configuration allows on loopback only.
@@ -283,12 +286,17 @@ impl Media {
     }
 }
 
+/// The fields of Cloudinary's upload answer that we check. Each is optional here so that a
+/// missing one is reported by name rather than as a parse error.
+#[derive(Debug, serde::Deserialize)]
+struct UploadAnswer {
+    public_id: Option<String>,
+    bytes: Option<u64>,
+    secure_url: Option<String>,
+}
+
 fn unix_now() -> String {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-        .to_string()
+    timing::unix_secs().to_string()
 }
 
 /// Reads at most [`MAX_RESPONSE_BYTES`] of a body (anything longer fails to parse later).
