@@ -40,9 +40,7 @@ impl Api {
         let ct = resp
             .headers()
             .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
+            .map(|v| v.to_str().unwrap_or("").to_owned());
         let cookies = resp
             .headers()
             .get_all("set-cookie")
@@ -50,16 +48,7 @@ impl Api {
             .filter_map(|v| v.to_str().ok().map(str::to_owned))
             .collect();
         let text = resp.text().await.expect("body");
-        assert!(
-            ct.starts_with("application/json"),
-            "content-type {ct:?} for body {text}"
-        );
-        let body: Value =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-        assert_eq!(
-            body["statusCode"], status,
-            "statusCode equals the HTTP status: {text}"
-        );
+        let body = testkit::envelope::assert_envelope_shape(status, ct.as_deref(), &text);
         (status, cookies, body)
     }
 
@@ -447,61 +436,13 @@ pub async fn send_timed(
     let headers = resp.headers().clone();
     let text = resp.text().await.expect("body");
     let elapsed = started.elapsed();
-    let body: Value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("HTTP {status}, not JSON: {text}"));
-    assert!(
-        headers
-            .get("content-type")
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/json")),
-        "content type of {text}"
-    );
-    if status >= 400 {
-        assert_error_envelope(status, &body);
-    }
+    let body = testkit::envelope::of_http(status, &headers, &text);
     (status, headers, body, elapsed)
 }
 
 /// The documented error envelope: `statusCode` equal to the HTTP status, `success: false`,
 /// `data: null`, a string `message`, `errors` as `[{field, message}]` of strings, a `requestId`.
 pub fn assert_error_envelope(status: u16, body: &Value) {
-    assert_eq!(
-        body["statusCode"], status,
-        "statusCode equals the HTTP status: {body}"
-    );
-    assert_eq!(body["success"], false, "{body}");
-    assert_eq!(body["data"], Value::Null, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "message: {body}"
-    );
-    let errors = body["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("errors array: {body}"));
-    for e in errors {
-        let obj = e
-            .as_object()
-            .unwrap_or_else(|| panic!("error entry is an object: {body}"));
-        assert!(
-            obj["field"].is_string() && obj["message"].is_string(),
-            "{body}"
-        );
-        assert_eq!(obj.len(), 2, "only field and message: {body}");
-    }
-    assert!(
-        body["requestId"].as_str().is_some_and(|s| !s.is_empty()),
-        "requestId: {body}"
-    );
-    let allowed = [
-        "statusCode",
-        "data",
-        "message",
-        "success",
-        "errors",
-        "requestId",
-    ];
-    let keys = body.as_object().expect("an object");
-    assert!(
-        keys.keys().all(|k| allowed.contains(&k.as_str())),
-        "extra keys: {body}"
-    );
+    assert!(status >= 400, "an error status: {status}");
+    testkit::envelope::assert_envelope_shape(status, Some("application/json"), &body.to_string());
 }

@@ -11,6 +11,7 @@ use mongodb::bson::doc;
 use serde_json::Value;
 use shared::{App, config::Config};
 
+pub mod envelope;
 pub mod multipart;
 pub mod node;
 pub mod process;
@@ -230,39 +231,7 @@ pub fn event(name: &str) -> Request {
 
 /// The JSON body of a response, after checking the envelope invariants every response keeps.
 pub fn envelope(resp: &Response<Body>, expected_status: u16) -> Value {
-    let text = match resp.body() {
-        Body::Text(t) => t.clone(),
-        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-        _ => String::new(),
-    };
-    assert_eq!(
-        resp.status().as_u16(),
-        expected_status,
-        "unexpected status; body: {text}"
-    );
-    assert_eq!(
-        resp.headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap_or("")),
-        Some("application/json")
-    );
-    let v: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"));
-    assert_eq!(
-        v["statusCode"], expected_status,
-        "statusCode must equal the HTTP status"
-    );
-    assert_eq!(v["success"], expected_status < 400);
-    assert!(
-        v.get("message").is_some_and(Value::is_string),
-        "message is a string"
-    );
-    if expected_status >= 400 {
-        assert_eq!(v["data"], Value::Null);
-        assert!(v["errors"].is_array());
-        assert!(v["requestId"].as_str().is_some_and(|s| !s.is_empty()));
-    }
-    v
+    envelope::of_response(resp, expected_status)
 }
 
 /// The `Set-Cookie` headers of a response, parsed.
