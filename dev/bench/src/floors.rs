@@ -13,6 +13,12 @@
 //! Iterations alternate handler-first and floor-first, so drift in the machine's speed hits both
 //! series alike; the report compares their medians (the target's measure) and gives the median of
 //! the per-pair ratios beside it, which slow drift cannot move.
+//!
+//! Login's refusals get a run of their own ([`login_failures`]): an unknown username, an argon2id
+//! user with a wrong password, a Node-era (bcrypt, cost 10) user with a wrong password and a
+//! Node-era user's first login (which rehashes to argon2id), beside a bare argon2id and a bare
+//! bcrypt verification, all taking turns round-robin, each against the unknown username: what
+//! the time of a refusal tells about the account.
 use std::{
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
@@ -23,6 +29,7 @@ use argon2::{
     password_hash::{Output, SaltString, rand_core::OsRng},
 };
 use bytes::Bytes;
+use futures::future::LocalBoxFuture;
 use lambda_http::{Body, Response};
 use mongodb::{
     bson::{DateTime, Document, doc, oid::ObjectId},
@@ -39,6 +46,7 @@ use shared::{
     tokens::new_jti,
     users::{self, Identifier, UserDoc},
 };
+use testkit::node::{BcryptPrefix, NODE_BCRYPT_COST, NodePassword, node_user};
 
 use crate::{
     dbproxy::DbProxy,
@@ -69,18 +77,13 @@ pub struct Comparison {
 
 impl Comparison {
     fn new(route: &str, floor: &str, handler: &[Duration], floor_t: &[Duration]) -> Self {
-        let mut paired: Vec<f64> = handler
-            .iter()
-            .zip(floor_t)
-            .map(|(h, f)| h.as_secs_f64() / f.as_secs_f64())
-            .collect();
-        paired.sort_by(f64::total_cmp);
+        let paired_ratio = paired_ratio(handler, floor_t);
         let (handler, floor_timings) = (Summary::of(handler), Summary::of(floor_t));
         Self {
             route: route.to_owned(),
             floor: floor.to_owned(),
             ratio: handler.median_ms / floor_timings.median_ms,
-            paired_ratio: median_sorted(&paired),
+            paired_ratio,
             control_ratio: None,
             verify_ratio: None,
             extra_ms: handler.median_ms - floor_timings.median_ms,
@@ -98,17 +101,57 @@ pub struct Caller {
 }
 
 enum Kind {
-    Login { username: String },
-    Refresh { token: String },
-    Register { avatar: Bytes },
+    /// Logins as `username` with `password`, answered with `status`.
+    Login {
+        username: String,
+        password: &'static str,
+        status: u16,
+    },
+    /// Successful first logins, each as a Node-era user with `hash`, inserted for it.
+    FirstLogins {
+        hash: NodePassword,
+    },
+    Refresh {
+        token: String,
+    },
+    Register {
+        avatar: Bytes,
+    },
 }
 
 impl Caller {
     pub fn login(app: &'static App, username: &str) -> Self {
+        Self::login_as(app, username, workload::PASSWORD, 200)
+    }
+
+    /// Logins as `username` with [`workload::WRONG_PASSWORD`], refused (401) whether or not the
+    /// user exists.
+    pub fn refused_login(app: &'static App, username: &str) -> Self {
+        Self::login_as(app, username, workload::WRONG_PASSWORD, 401)
+    }
+
+    fn login_as(app: &'static App, username: &str, password: &'static str, status: u16) -> Self {
         let username = username.to_owned();
         Self {
             app,
-            kind: Kind::Login { username },
+            kind: Kind::Login {
+                username,
+                password,
+                status,
+            },
+        }
+    }
+
+    /// One successful first login per call, each as a Node-era user of its own with `hash`,
+    /// inserted before the call and deleted after it (neither timed): FerretDB scans the users
+    /// collection for every lookup by name, and a miss scans all of it, so the calls beside
+    /// these must meet the collection at the same small size in every round. (Users seeded
+    /// before the run made an unknown username's refusal 14 ms slower than a wrong password's
+    /// with 123 of them.)
+    pub fn first_logins(app: &'static App, hash: NodePassword) -> Self {
+        Self {
+            app,
+            kind: Kind::FirstLogins { hash },
         }
     }
 
@@ -134,13 +177,23 @@ impl Caller {
     pub async fn call(&mut self) -> Result<(Instant, Instant), String> {
         let app = self.app;
         match &mut self.kind {
-            Kind::Login { username } => {
-                let req = testkit::post_json(workload::LOGIN_PATH, &workload::login_json(username));
-                let started = Instant::now();
-                let resp = login::handle(app, req).await;
-                let ended = Instant::now();
-                expect_status(&resp, 200, "login")?;
-                Ok((started, ended))
+            Kind::Login {
+                username,
+                password,
+                status,
+            } => timed_login(app, username, password, *status).await,
+            Kind::FirstLogins { hash } => {
+                let store = store(app).await?;
+                let user = node_user(&workload::unique_name("bn"))
+                    .hashed(hash)
+                    .insert(&store.db)
+                    .await;
+                let timed = timed_login(app, &user.username, &user.password, 200).await;
+                users::collection(store)
+                    .delete_one(doc! {"_id": user.id})
+                    .await
+                    .map_err(|e| format!("deleting a first login's user: {e}"))?;
+                timed
             }
             Kind::Refresh { token } => {
                 let req = testkit::with_cookie(
@@ -170,9 +223,37 @@ impl Caller {
     }
 }
 
+/// One login through the handler, timed alone, answered with `status`.
+async fn timed_login(
+    app: &App,
+    username: &str,
+    password: &str,
+    status: u16,
+) -> Result<(Instant, Instant), String> {
+    let body = workload::login_json_with(username, password);
+    let req = testkit::post_json(workload::LOGIN_PATH, &body);
+    let started = Instant::now();
+    let resp = login::handle(app, req).await;
+    let ended = Instant::now();
+    expect_status(&resp, status, "login")?;
+    Ok((started, ended))
+}
+
 /// One side of a comparison: something to time, one call at a time.
 pub trait Side {
     async fn time(&mut self) -> Result<Duration, String>;
+}
+
+/// Any [`Side`] with its future boxed, so that sides of different types can take turns in one
+/// [`round_robin`].
+pub trait AnySide {
+    fn time_boxed(&mut self) -> LocalBoxFuture<'_, Result<Duration, String>>;
+}
+
+impl<S: Side> AnySide for S {
+    fn time_boxed(&mut self) -> LocalBoxFuture<'_, Result<Duration, String>> {
+        Box::pin(self.time())
+    }
 }
 
 impl Side for Caller {
@@ -212,24 +293,40 @@ async fn alternate(
     a: &mut impl Side,
     b: &mut impl Side,
 ) -> Result<(Vec<Duration>, Vec<Duration>), String> {
-    let (mut at, mut bt) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
-    for i in 0..WARMUP + pairs {
-        let (x, y) = if i % 2 == 0 {
-            let x = a.time().await?;
-            (x, b.time().await?)
-        } else {
-            let y = b.time().await?;
-            (a.time().await?, y)
-        };
-        if i >= WARMUP {
-            at.push(x);
-            bt.push(y);
-        }
-    }
+    let [at, bt]: [Vec<Duration>; 2] = round_robin(pairs, &mut [a as &mut dyn AnySide, b])
+        .await?
+        .try_into()
+        .map_err(|_| "round_robin lost a side")?;
     Ok((at, bt))
 }
 
-const WARMUP: usize = 3;
+/// Times each of `sides` once per round, `rounds` times (after `WARMUP` unrecorded rounds), in
+/// [`turn_order`]: every side goes first equally often, so drift in the machine's speed hits all
+/// series alike. The timings come back in the order of `sides`.
+async fn round_robin(
+    rounds: usize,
+    sides: &mut [&mut dyn AnySide],
+) -> Result<Vec<Vec<Duration>>, String> {
+    let mut timings = vec![Vec::with_capacity(rounds); sides.len()];
+    for round in 0..WARMUP + rounds {
+        for i in turn_order(round, sides.len()) {
+            let took = sides[i].time_boxed().await?;
+            if round >= WARMUP {
+                timings[i].push(took);
+            }
+        }
+    }
+    Ok(timings)
+}
+
+/// The order of `n` sides' turns in round `round`: from side `round % n` on, wrapping around
+/// (for two sides: first one, then the other, goes first).
+fn turn_order(round: usize, n: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |k| (round + k) % n)
+}
+
+/// Unrecorded rounds before every timed run.
+pub const WARMUP: usize = 3;
 
 /// The seeded user's stored password hash, read once for the login floors.
 pub async fn seeded_hash(app: &App, username: &str) -> Result<Arc<str>, String> {
@@ -244,10 +341,24 @@ pub async fn seeded_hash(app: &App, username: &str) -> Result<Arc<str>, String> 
 /// The login floor: one bare argon2id verification of `stored_hash`, on tokio's blocking pool
 /// (one thread, reused, as the functions' own worker) and timed there.
 pub fn login_floor(stored_hash: Arc<str>) -> impl Side + Clone {
+    verify_floor(stored_hash, bare_verify)
+}
+
+/// The reference for a Node-era account: one bare bcrypt verification of `stored_hash`, run and
+/// timed as [`login_floor`] runs argon2id.
+fn bcrypt_floor(stored_hash: Arc<str>) -> impl Side + Clone {
+    verify_floor(stored_hash, bare_bcrypt_verify)
+}
+
+/// `verify(stored_hash)` on tokio's blocking pool, with the time it measures there.
+fn verify_floor(
+    stored_hash: Arc<str>,
+    verify: fn(&str) -> Result<Duration, String>,
+) -> impl Side + Clone {
     Floor(move || {
         let stored_hash = stored_hash.clone();
         async move {
-            tokio::task::spawn_blocking(move || bare_verify(&stored_hash))
+            tokio::task::spawn_blocking(move || verify(&stored_hash))
                 .await
                 .map_err(|e| e.to_string())?
         }
@@ -257,6 +368,17 @@ pub fn login_floor(stored_hash: Arc<str>) -> impl Side + Clone {
 /// handler median / floor median, over timings of the two sides.
 fn ratio_of_medians(a: &[Duration], b: &[Duration]) -> f64 {
     Summary::of(a).median_ms / Summary::of(b).median_ms
+}
+
+/// The median over pairs of `a[i] / b[i]`, each pair timed back to back.
+fn paired_ratio(a: &[Duration], b: &[Duration]) -> f64 {
+    let mut paired: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+        .collect();
+    paired.sort_by(f64::total_cmp);
+    median_sorted(&paired)
 }
 
 pub async fn login(app: &'static App, username: &str, pairs: usize) -> Result<Comparison, String> {
@@ -283,6 +405,102 @@ pub async fn login(app: &'static App, username: &str, pairs: usize) -> Result<Co
     let (v, f) = alternate(pairs, &mut verify, &mut floor).await?;
     comparison.verify_ratio = Some(ratio_of_medians(&v, &f));
     Ok(comparison)
+}
+
+/// Login's refusals and a Node-era account's first login beside the verifications they are made
+/// of, timed round-robin in one run (see [`login_failures`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginFailures {
+    /// Timed calls per series, after `WARMUP` rounds.
+    pub rounds: usize,
+    /// The unknown username first: every other series is compared with it.
+    pub series: Vec<Series>,
+}
+
+/// One series of a [`round_robin`] run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    pub name: String,
+    pub timings: Summary,
+    /// This series against the run's first, `None` for the first itself.
+    pub vs_first: Option<Ratio>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Ratio {
+    /// This median / the first series' median.
+    pub of_medians: f64,
+    /// The median over rounds of this call / the first series' call in the same round.
+    pub per_round: f64,
+}
+
+/// Names with their timings, each series compared with the first.
+fn series(names: &[String], timings: &[Vec<Duration>]) -> Vec<Series> {
+    let first = timings.first().map(Vec::as_slice).unwrap_or_default();
+    names
+        .iter()
+        .zip(timings)
+        .enumerate()
+        .map(|(i, (name, t))| Series {
+            name: name.clone(),
+            timings: Summary::of(t),
+            vs_first: (i > 0).then(|| Ratio {
+                of_medians: ratio_of_medians(t, first),
+                per_round: paired_ratio(t, first),
+            }),
+        })
+        .collect()
+}
+
+/// `rounds` rounds of: (a) a login as a username nobody has (the handler verifies the dummy
+/// argon2id hash), (b) the seeded argon2id user with a wrong password, (c) a Node-era user
+/// (bcrypt, cost 10) with a wrong password, (d) a Node-era user's first successful login (bcrypt,
+/// then the rehash to argon2id, then the session), a bare argon2id verification (the login
+/// floor) and a bare bcrypt verification at cost 10. Every first login needs a user of its own
+/// ([`Caller::first_logins`]); they all share one bcrypt hash, made before the first round
+/// (the salt makes no difference to the time).
+pub async fn login_failures(
+    app: &'static App,
+    username: &str,
+    rounds: usize,
+) -> Result<LoginFailures, String> {
+    let hash = NodePassword::new(workload::PASSWORD, NODE_BCRYPT_COST, BcryptPrefix::TwoB);
+    let refused = node_user(&workload::unique_name("bn"))
+        .hashed(&hash)
+        .insert(&store(app).await?.db)
+        .await;
+    let sides: [(String, &mut dyn AnySide); 6] = [
+        (
+            "(a) unknown username".to_owned(),
+            &mut Caller::refused_login(app, &workload::unique_name("nobody")),
+        ),
+        (
+            "(b) argon2id user, wrong password".to_owned(),
+            &mut Caller::refused_login(app, username),
+        ),
+        (
+            format!("(c) Node bcrypt-{NODE_BCRYPT_COST} user, wrong password"),
+            &mut Caller::refused_login(app, &refused.username),
+        ),
+        (
+            format!("(d) Node bcrypt-{NODE_BCRYPT_COST} user, first login"),
+            &mut Caller::first_logins(app, hash),
+        ),
+        (
+            "bare argon2id verify (login floor)".to_owned(),
+            &mut login_floor(seeded_hash(app, username).await?),
+        ),
+        (
+            format!("bare bcrypt::verify, cost {NODE_BCRYPT_COST}"),
+            &mut bcrypt_floor(refused.password_hash.into()),
+        ),
+    ];
+    let (names, mut sides): (Vec<String>, Vec<&mut dyn AnySide>) = sides.into_iter().unzip();
+    let timings = round_robin(rounds, &mut sides).await?;
+    Ok(LoginFailures {
+        rounds,
+        series: series(&names, &timings),
+    })
 }
 
 pub async fn refresh(
@@ -344,6 +562,18 @@ fn bare_verify(stored: &str) -> Result<Duration, String> {
         return Err("the floor's argon2id verification failed".to_owned());
     }
     Ok(took)
+}
+
+/// One bcrypt verification of `stored` (what the functions run for a Node-era account), timed.
+fn bare_bcrypt_verify(stored: &str) -> Result<Duration, String> {
+    let started = Instant::now();
+    let verdict = bcrypt::verify(workload::PASSWORD, stored);
+    let took = started.elapsed();
+    match verdict {
+        Ok(true) => Ok(took),
+        Ok(false) => Err("the bare bcrypt verification failed".to_owned()),
+        Err(e) => Err(format!("the bare bcrypt verification: {e}")),
+    }
 }
 
 /// The floors' argon2id working memory, kept between calls.
@@ -582,15 +812,78 @@ mod tests {
 
     #[test]
     fn the_paired_ratio_is_the_median_of_per_pair_ratios_not_the_ratio_of_medians() {
-        let ms = |v: &[u64]| {
-            v.iter()
-                .map(|&m| Duration::from_millis(m))
-                .collect::<Vec<_>>()
-        };
         let c = Comparison::new("r", "f", &ms(&[10, 20, 30]), &ms(&[10, 10, 40]));
         assert_eq!(c.ratio, 2.0, "median 20 over median 10");
         assert_eq!(c.paired_ratio, 1.0, "pairs 1.0, 2.0 and 0.75");
         assert_eq!(c.extra_ms, 10.0);
         assert_eq!((c.control_ratio, c.verify_ratio), (None, None));
+    }
+
+    fn ms(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|&m| Duration::from_millis(m)).collect()
+    }
+
+    #[test]
+    fn each_side_goes_first_in_turn_and_two_sides_swap_every_round() {
+        let orders: Vec<Vec<usize>> = (0..4).map(|r| turn_order(r, 3).collect()).collect();
+        assert_eq!(orders, [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]);
+        let pairs: Vec<Vec<usize>> = (0..3).map(|r| turn_order(r, 2).collect()).collect();
+        assert_eq!(pairs, [[0, 1], [1, 0], [0, 1]]);
+        assert_eq!(turn_order(5, 0).count(), 0);
+    }
+
+    #[test]
+    fn the_per_pair_ratio_takes_the_median_over_pairs() {
+        assert_eq!(paired_ratio(&ms(&[10, 30, 40]), &ms(&[10, 10, 40])), 1.0);
+        assert_eq!(paired_ratio(&ms(&[20, 30]), &ms(&[10, 10])), 2.5);
+        assert!(paired_ratio(&[], &[]).is_nan());
+    }
+
+    #[test]
+    fn every_series_but_the_first_is_compared_with_the_first() {
+        let names = ["a", "b", "c"].map(str::to_owned);
+        let rows = series(
+            &names,
+            &[ms(&[10, 20, 30]), ms(&[20, 40, 30]), ms(&[10, 20, 60])],
+        );
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[1].name, "b");
+        assert_eq!(rows[1].timings.median_ms, 30.0);
+        assert!(rows[0].vs_first.is_none());
+        let b = rows[1].vs_first.expect("b against a");
+        assert_eq!((b.of_medians, b.per_round), (1.5, 2.0));
+        let c = rows[2].vs_first.expect("c against a");
+        assert_eq!((c.of_medians, c.per_round), (1.0, 1.0));
+    }
+
+    /// A side that notes its turns in a shared log and takes `ms` milliseconds.
+    struct Noted<'a> {
+        id: usize,
+        ms: u64,
+        log: &'a std::cell::RefCell<Vec<usize>>,
+    }
+
+    impl Side for Noted<'_> {
+        async fn time(&mut self) -> Result<Duration, String> {
+            self.log.borrow_mut().push(self.id);
+            Ok(Duration::from_millis(self.ms))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_round_robin_warms_up_then_records_every_side_once_a_round_in_turn() {
+        let log = std::cell::RefCell::new(Vec::new());
+        let side = |id, ms| Noted { id, ms, log: &log };
+        let (mut a, mut b, mut c) = (side(0, 1), side(1, 2), side(2, 3));
+        let timings = round_robin(2, &mut [&mut a, &mut b, &mut c])
+            .await
+            .expect("fake sides never fail");
+        assert_eq!(timings, [ms(&[1, 1]), ms(&[2, 2]), ms(&[3, 3])]);
+        let turns: Vec<usize> = (0..WARMUP + 2).flat_map(|r| turn_order(r, 3)).collect();
+        assert_eq!(*log.borrow(), turns);
+        log.borrow_mut().clear();
+        let (at, bt) = alternate(1, &mut a, &mut b).await.expect("fake");
+        assert_eq!((at, bt), (ms(&[1]), ms(&[2])));
+        assert_eq!(*log.borrow(), [0, 1, 1, 0, 0, 1, 1, 0]);
     }
 }

@@ -272,7 +272,7 @@ async fn run(o: Options) -> Result<Report, String> {
         }
     }
 
-    let (mut latency, mut latency_breakdown) = (Vec::new(), Vec::new());
+    let (mut latency, mut latency_breakdown, mut login_failures) = (Vec::new(), Vec::new(), None);
     if o.runs("latency") {
         eprintln!("[bench] in-process latency against the floors");
         let has = |f: &str| function_names.iter().any(|n| n == f);
@@ -298,6 +298,15 @@ async fn run(o: Options) -> Result<Report, String> {
         match breakdowns(&vars, &username, &function_names, o.pairs).await {
             Ok(b) => latency_breakdown = b,
             Err(e) => problems.push(format!("latency breakdown: {e}")),
+        }
+        // Last: it leaves one Node-era user behind, and FerretDB scans the users collection for
+        // every lookup by name, so the rows above meet the collection as before.
+        if has("login") {
+            eprintln!("[bench] login refusals and Node-era first logins, round-robin");
+            match floors::login_failures(app, &username, o.pairs * LOGIN_PAIRS_FACTOR).await {
+                Ok(f) => login_failures = Some(f),
+                Err(e) => problems.push(format!("login failures: {e}")),
+            }
         }
     }
 
@@ -346,6 +355,7 @@ async fn run(o: Options) -> Result<Report, String> {
         cold_start_phases,
         latency,
         latency_breakdown,
+        login_failures,
         http,
         sizes,
         arm64_note: o.arm64_note.clone(),

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{
     BASELINE,
     coldstart::ColdStart,
-    floors::{Breakdown, Comparison},
+    floors::{Breakdown, Comparison, LoginFailures},
     load::RouteLoad,
     memory::Memory,
     profile::Phase,
@@ -101,6 +101,8 @@ pub struct Report {
     pub latency: Vec<Comparison>,
     /// Where each handler's time goes: database round trips and wait, and the rest.
     pub latency_breakdown: Vec<Breakdown>,
+    /// Login's refusals and a Node-era first login against an unknown username's refusal.
+    pub login_failures: Option<LoginFailures>,
     pub http: Vec<RouteLoad>,
     pub sizes: Vec<Size>,
     pub arm64_note: Option<String>,
@@ -344,6 +346,38 @@ impl Report {
                     .map(|(c, v)| format!("{c} {v:.2}"))
                     .collect();
                 let _ = writeln!(t, "      per command (ms): {}", per.join(", "));
+            }
+        }
+
+        if let Some(f) = &self.login_failures {
+            let _ = writeln!(
+                t,
+                "  login refusals and a Node-era first login, round-robin in one run, {} calls each (after {} warm-up rounds):",
+                f.rounds,
+                crate::floors::WARMUP,
+            );
+            let _ = writeln!(
+                t,
+                "    {:<44}{:>10}{:>10}{:>10}{:>11}",
+                "series", "median", "p90", "vs (a)", "per round"
+            );
+            for s in &f.series {
+                let (of_medians, per_round) =
+                    s.vs_first.map_or(("-".to_owned(), "-".to_owned()), |r| {
+                        (
+                            format!("{:.3}x", r.of_medians),
+                            format!("{:.3}x", r.per_round),
+                        )
+                    });
+                let _ = writeln!(
+                    t,
+                    "    {:<44}{:>10}{:>10}{:>10}{:>11}",
+                    s.name,
+                    ms(s.timings.median_ms),
+                    ms(s.timings.p90_ms),
+                    of_medians,
+                    per_round,
+                );
             }
         }
 

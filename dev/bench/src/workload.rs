@@ -3,7 +3,8 @@
 //!
 //! Every phase sends the same requests: a login of one seeded user by username, a refresh with
 //! the newest refresh token in the `refreshToken` cookie, and a registration of a fresh user with
-//! generated PNG images of an exact size.
+//! generated PNG images of an exact size. The latency phase also sends logins that fail (an
+//! unknown name, [`WRONG_PASSWORD`]).
 use base64::Engine as _;
 use serde_json::{Value, json};
 use testkit::multipart::{self, Part};
@@ -21,8 +22,15 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}{}", hex::encode(rand::random::<[u8; 6]>()))
 }
 
+/// A password no bench user has: long enough for any rule, so only the verify can refuse it.
+pub const WRONG_PASSWORD: &str = "not the password of anyone here";
+
 pub fn login_json(username: &str) -> Value {
-    json!({"username": username, "password": PASSWORD})
+    login_json_with(username, PASSWORD)
+}
+
+pub fn login_json_with(username: &str, password: &str) -> Value {
+    json!({"username": username, "password": password})
 }
 
 /// A valid PNG of exactly `bytes` bytes.
