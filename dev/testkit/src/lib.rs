@@ -146,6 +146,13 @@ impl TestApp {
             .expect("find one")
     }
 
+    /// The stored `users` document with this id, as the database holds it.
+    pub async fn user_document(&self, id: mongodb::bson::oid::ObjectId) -> mongodb::bson::Document {
+        self.find_one("users", doc! {"_id": id})
+            .await
+            .expect("the user document exists")
+    }
+
     /// The images the stand-in holds for this test's cloud.
     pub async fn stored_images(&self) -> Vec<Value> {
         let url = format!(

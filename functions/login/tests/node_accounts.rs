@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use login::handle;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::Document;
 use serde_json::{Value, json};
 use testkit::{
     TestApp, envelope,
@@ -21,10 +21,6 @@ async fn login(t: &TestApp, body: Value) -> (u16, Value) {
     (status, envelope(&resp, status))
 }
 
-async fn stored(t: &TestApp, id: mongodb::bson::oid::ObjectId) -> Document {
-    t.find_one("users", doc! {"_id": id}).await.expect("user")
-}
-
 #[tokio::test]
 async fn a_node_era_account_logs_in_with_its_bcrypt_password_and_is_brought_up_to_date() {
     let t = TestApp::spawn().await;
@@ -34,7 +30,7 @@ async fn a_node_era_account_logs_in_with_its_bcrypt_password_and_is_brought_up_t
         .logged_in(t.var("REFRESH_TOKEN_SECRET"), TEN_DAYS)
         .insert(&t.db)
         .await;
-    let before = stored(&t, node.id).await;
+    let before = t.user_document(node.id).await;
     assert!(
         before
             .get_str("password")
@@ -50,7 +46,7 @@ async fn a_node_era_account_logs_in_with_its_bcrypt_password_and_is_brought_up_t
     assert_eq!(user["coverImage"], "", "no coverImage field reads as none");
     assert!(user.get("password").is_none() && user.get("refreshToken").is_none());
 
-    let after = stored(&t, node.id).await;
+    let after = t.user_document(node.id).await;
     let hash = after.get_str("password").expect("hash");
     assert!(
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
@@ -74,7 +70,7 @@ async fn a_node_era_account_logs_in_with_its_bcrypt_password_and_is_brought_up_t
     let (status, v) = login(&t, json!({"username": "nora", "password": node.password})).await;
     assert_eq!(status, 200, "and again, now on argon2id: {v}");
     assert_eq!(
-        stored(&t, node.id).await.get_str("password").ok(),
+        t.user_document(node.id).await.get_str("password").ok(),
         Some(hash)
     );
 }
@@ -114,7 +110,7 @@ async fn a_node_era_account_logs_in_by_its_email_in_any_case() {
     .await;
     assert_eq!(status, 200, "before it is lowercased: {v}");
     assert_eq!(
-        stored(&t, node.id).await.get_str("email").ok(),
+        t.user_document(node.id).await.get_str("email").ok(),
         Some("mixie.case@example.com")
     );
     for typed in ["mixie.case@example.com", " Mixie.Case@Example.com "] {
@@ -181,7 +177,7 @@ async fn unknown_users_and_wrong_bcrypt_or_argon2_passwords_get_the_same_answer_
         .insert(&t.db)
         .await;
     t.seed_user("argo", "argo@example.com").await;
-    let before = stored(&t, node.id).await;
+    let before = t.user_document(node.id).await;
     let mut answers = Vec::new();
     for username in ["brenda", "argo", "nobody-here"] {
         let (status, mut v) = login(
@@ -196,7 +192,7 @@ async fn unknown_users_and_wrong_bcrypt_or_argon2_passwords_get_the_same_answer_
     assert_eq!(answers[0], answers[1], "wrong bcrypt = wrong argon2");
     assert_eq!(answers[1], answers[2], "wrong password = unknown user");
     assert_eq!(
-        stored(&t, node.id).await,
+        t.user_document(node.id).await,
         before,
         "nothing upgraded or removed"
     );

@@ -2,7 +2,6 @@
 //! it still equals the user's stored `refreshToken`, is exchanged once for a session of ours.
 use std::time::Duration;
 
-use mongodb::bson::{Document, doc};
 use refresh::handle;
 use serde_json::{Value, json};
 use testkit::{
@@ -22,10 +21,6 @@ async fn refresh_with(t: &TestApp, token: &str) -> (u16, Value) {
     .await;
     let status = resp.status().as_u16();
     (status, envelope(&resp, status))
-}
-
-async fn stored(t: &TestApp, id: mongodb::bson::oid::ObjectId) -> Document {
-    t.find_one("users", doc! {"_id": id}).await.expect("user")
 }
 
 #[tokio::test]
@@ -56,7 +51,7 @@ async fn a_node_era_refresh_token_is_exchanged_once_for_a_session_of_ours() {
         (claims.sub.as_str(), "nico")
     );
     assert!(
-        stored(&t, node.id).await.get("refreshToken").is_none(),
+        t.user_document(node.id).await.get("refreshToken").is_none(),
         "removed in the same step"
     );
     assert_eq!(t.count("sessions").await, 1);
@@ -113,7 +108,7 @@ async fn any_other_node_era_token_is_refused_and_changes_nothing() {
         .insert(&t.db)
         .await;
     let never = node_user("never").insert(&t.db).await;
-    let before = stored(&t, node.id).await;
+    let before = t.user_document(node.id).await;
     let now = shared::tokens::now_secs();
     let id = node.id.to_hex();
     // A token from an earlier Node login: valid signature, but no longer the stored one.
@@ -164,7 +159,7 @@ async fn any_other_node_era_token_is_refused_and_changes_nothing() {
         assert_eq!(status, 401, "{what}: {v}");
     }
     assert_eq!(
-        stored(&t, node.id).await,
+        t.user_document(node.id).await,
         before,
         "the stored token is untouched"
     );
@@ -186,6 +181,6 @@ async fn with_the_exchange_turned_off_a_node_era_token_is_refused() {
     let (status, v) = refresh_with(&t, node.refresh_token.as_deref().expect("token")).await;
     assert_eq!(status, 401, "{v}");
     assert_eq!(v["message"], refresh::INVALID_TOKEN);
-    assert!(stored(&t, node.id).await.get("refreshToken").is_some());
+    assert!(t.user_document(node.id).await.get("refreshToken").is_some());
     assert_eq!(t.count("sessions").await, 0);
 }
