@@ -9,7 +9,7 @@ use cookie::{Cookie, SameSite};
 
 use crate::config::CookieConfig;
 
-pub const ACCESS_COOKIE: &str = "accessToken";
+pub use crate::access::ACCESS_COOKIE;
 pub const REFRESH_COOKIE: &str = "refreshToken";
 pub const REFRESH_COOKIE_PATH: &str = "/api/v1/users";
 
@@ -33,6 +33,15 @@ pub fn refresh(cfg: &CookieConfig, token: String, lifetime: Duration) -> Cookie<
         cfg.refresh_same_site(),
         lifetime,
     )
+}
+
+/// Both cookies cleared, as logout answers: the same name, Path and attributes as when they
+/// were set (or the browser keeps the old one), an empty value and Max-Age=0.
+pub fn cleared(cfg: &CookieConfig) -> [Cookie<'static>; 2] {
+    [
+        access(cfg, String::new(), Duration::ZERO),
+        refresh(cfg, String::new(), Duration::ZERO),
+    ]
 }
 
 fn build(

@@ -36,9 +36,9 @@ pub enum ApiError {
     /// 401: bad credentials or a bad, expired or reused token. The message is generic on purpose.
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
-    /// 405: the route exists but only for POST.
+    /// 405: the route exists, but only for this method.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     /// 409: username or email already taken.
     #[error("conflict")]
     Conflict(Vec<FieldError>),
@@ -75,7 +75,7 @@ impl ApiError {
         match self {
             Self::Validation(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -94,7 +94,7 @@ impl ApiError {
                 m.clone()
             }
             Self::Unauthorized(m) => (*m).to_owned(),
-            Self::MethodNotAllowed => "Only POST is allowed on this route".to_owned(),
+            Self::MethodNotAllowed(method) => format!("Only {method} is allowed on this route"),
             // The Node API's wording, whichever field clashed; `errors` names them.
             Self::Conflict(_) => "User with email or username already exists".to_owned(),
             Self::Upstream(_) => "The image service failed; please try again".to_owned(),
@@ -142,7 +142,7 @@ mod tests {
             (ApiError::validation("email", "bad"), 400),
             (ApiError::BadRequest("x".into()), 400),
             (ApiError::Unauthorized("x"), 401),
-            (ApiError::MethodNotAllowed, 405),
+            (ApiError::MethodNotAllowed("POST"), 405),
             (ApiError::Conflict(vec![]), 409),
             (ApiError::PayloadTooLarge("x".into()), 413),
             (ApiError::UnsupportedMediaType("x".into()), 415),

@@ -4,7 +4,9 @@
 //! domain types, passwords, tokens, sessions, users, media (staging and Cloudinary) and the
 //! database. Functions stay thin: their `main` is [`app::run`], and their handler composes these
 //! modules with the [`App`] built once per cold start.
+pub mod access;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod cookies;
 pub mod domain;

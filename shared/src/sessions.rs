@@ -323,6 +323,58 @@ pub async fn revoke(store: &Store, sid: &SessionId) -> Result<(), StoreError> {
     .await
 }
 
+/// Ends every live session of `user` except `keep` (if given): after a password change, the
+/// device that changed it stays signed in and every other one is signed out. Returns how many
+/// it ended. A `userId` filter: FerretDB scans for it, MongoDB uses the `userId` index; rare
+/// and never on a hot path.
+pub async fn revoke_all_of(
+    store: &Store,
+    user: UserId,
+    keep: Option<&SessionId>,
+) -> Result<u64, StoreError> {
+    timing::step(
+        timing::Kind::Database,
+        "sessions.revoke_all_of",
+        async move {
+            let mut filter = doc! {"userId": user.0, "revokedAt": null};
+            if let Some(keep) = keep {
+                filter.insert("_id", doc! {"$ne": keep.as_ref()});
+            }
+            let r = sessions(store)
+                .update_many(filter, doc! {"$set": {"revokedAt": DateTime::now()}})
+                .await?;
+            Ok(r.modified_count)
+        },
+    )
+    .await
+}
+
+/// Writes `claims` into every live session of `user`, so each session's next refresh issues
+/// access tokens with the user's current profile.
+pub async fn update_claims(
+    store: &Store,
+    user: UserId,
+    claims: &UserClaims,
+) -> Result<u64, StoreError> {
+    timing::step(
+        timing::Kind::Database,
+        "sessions.update_claims",
+        async move {
+            let claims = mongodb::bson::to_bson(claims).map_err(|e| {
+                StoreError::Other(mongodb::error::Error::custom(std::io::Error::other(e)))
+            })?;
+            let r = sessions(store)
+                .update_many(
+                    doc! {"userId": user.0, "revokedAt": null},
+                    doc! {"$set": {"claims": claims}},
+                )
+                .await?;
+            Ok(r.modified_count)
+        },
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

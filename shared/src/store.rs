@@ -53,10 +53,19 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// FerretDB 1.x answers a unique-index violation by an *update* (not an insert) with a command
+/// error of code 1 (InternalError) whose message is SQLite's, e.g. "constraint failed: UNIQUE
+/// constraint failed: index 'users_5e7cc513_email_unique' (2067)". MongoDB says 11000 for both.
+const FERRETDB_INTERNAL: i32 = 1;
+const SQLITE_UNIQUE: &str = "UNIQUE constraint failed";
+
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     match &*e.kind {
         ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
-        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
+        ErrorKind::Command(c) => {
+            c.code == DUPLICATE_KEY
+                || (c.code == FERRETDB_INTERNAL && c.message.contains(SQLITE_UNIQUE))
+        }
         ErrorKind::InsertMany(m) => m
             .write_errors
             .as_ref()

@@ -16,39 +16,19 @@ use std::time::Duration;
 
 use cookie::Cookie;
 use hmac::{Hmac, Mac};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use mongodb::bson::oid::ObjectId;
 use secrecy::{ExposeSecret, SecretSlice};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::{
+    access::decode,
     config::{CookieConfig, TokenConfig},
     cookies,
 };
 
-pub const ACCESS_TYP: &str = "at+jwt";
-pub const REFRESH_TYP: &str = "rt+jwt";
-
-/// Claims of an access token: enough for other services to know who is calling.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccessClaims {
-    /// The user id, for the Node platform (`User.findById(decoded._id)`).
-    #[serde(rename = "_id")]
-    pub id: String,
-    /// The same user id, as RFC 7519 names it.
-    pub sub: String,
-    /// The session this token belongs to; our routes check that it is still live.
-    pub sid: String,
-    pub username: String,
-    pub email: String,
-    #[serde(rename = "fullName")]
-    pub full_name: String,
-    pub iat: i64,
-    pub exp: i64,
-    pub jti: String,
-}
+pub use crate::access::{ACCESS_TYP, AccessClaims, AccessVerifier, REFRESH_TYP, TokenError};
 
 /// The user fields an access token carries (snapshotted in each session, so a refresh needs no
 /// user lookup).
@@ -99,22 +79,11 @@ pub enum PresentedRefresh {
     Node(NodeRefreshClaims),
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("token rejected: {0}")]
-    Invalid(#[from] jsonwebtoken::errors::Error),
-    #[error("token has the wrong typ header")]
-    WrongType,
-    #[error("token is expired")]
-    Expired,
-    #[error("token could not be signed")]
-    Sign(#[source] jsonwebtoken::errors::Error),
-}
-
 /// The keys and rules for both kinds, built once per cold start.
 pub struct TokenKeys {
     access_enc: EncodingKey,
-    access_dec: DecodingKey,
+    /// Verifies access tokens (the same rules as the authorizer's).
+    pub access: AccessVerifier,
     refresh_enc: EncodingKey,
     refresh_dec: DecodingKey,
     /// Derives token ids (see [`TokenKeys::successor_jti`]); a subkey of the refresh secret.
@@ -130,7 +99,7 @@ impl TokenKeys {
         let r = cfg.refresh_secret.expose_secret().as_bytes();
         Self {
             access_enc: EncodingKey::from_secret(a),
-            access_dec: DecodingKey::from_secret(a),
+            access: AccessVerifier::new(a, cfg.leeway),
             refresh_enc: EncodingKey::from_secret(r),
             refresh_dec: DecodingKey::from_secret(r),
             derive: SecretSlice::from(hmac_sha256(r, b"videotube/token-id-key/v1").to_vec()),
@@ -149,11 +118,11 @@ impl TokenKeys {
     }
 
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        verify(token, Some(ACCESS_TYP), &self.access_dec, self.leeway)
+        self.access.verify(token)
     }
 
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        verify(token, Some(REFRESH_TYP), &self.refresh_dec, self.leeway)
+        decode(token, Some(REFRESH_TYP), &self.refresh_dec, self.leeway)
     }
 
     /// A refresh token of ours, or (by its header: no `typ` of ours) one the Node version
@@ -164,7 +133,7 @@ impl TokenKeys {
         match header.typ.as_deref() {
             Some(REFRESH_TYP) => self.verify_refresh(token).map(PresentedRefresh::Ours),
             None | Some("JWT") => {
-                verify(token, header.typ.as_deref(), &self.refresh_dec, self.leeway)
+                decode(token, header.typ.as_deref(), &self.refresh_dec, self.leeway)
                     .map(PresentedRefresh::Node)
             }
             Some(_) => Err(TokenError::WrongType),
@@ -235,6 +204,46 @@ impl TokenKeys {
     }
 }
 
+impl TokenKeys {
+    /// A new access token alone for `grant`, with a fresh id: for a user whose claims just
+    /// changed. The refresh token in hand stays as it is (it carries no profile claims, and the
+    /// session's `claims`, which its next rotation issues from, are updated by the caller).
+    pub fn issue_access(&self, grant: Grant<'_>) -> Result<AccessToken, TokenError> {
+        let issued_at = now_secs();
+        let exp = issued_at + secs(self.access_ttl);
+        let user_id = grant.user_id.to_hex();
+        let claims = AccessClaims {
+            id: user_id.clone(),
+            sub: user_id,
+            sid: grant.session_id.to_owned(),
+            username: grant.claims.username.clone(),
+            email: grant.claims.email.clone(),
+            full_name: grant.claims.full_name.clone(),
+            iat: issued_at,
+            exp,
+            jti: new_jti(),
+        };
+        Ok(AccessToken {
+            token: self.sign_access(&claims)?,
+            ttl: self.access_ttl,
+        })
+    }
+}
+
+/// A freshly signed access token on its own.
+#[derive(Debug)]
+pub struct AccessToken {
+    pub token: String,
+    ttl: Duration,
+}
+
+impl AccessToken {
+    /// The `accessToken` cookie carrying it.
+    pub fn cookie(&self, cfg: &CookieConfig) -> Cookie<'static> {
+        cookies::access(cfg, self.token.clone(), self.ttl)
+    }
+}
+
 /// A freshly signed pair and the lifetimes left to each.
 #[derive(Debug, Serialize)]
 pub struct TokenPair {
@@ -276,36 +285,6 @@ fn sign<T: Serialize>(typ: &str, claims: &T, key: &EncodingKey) -> Result<String
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some(typ.to_owned());
     jsonwebtoken::encode(&header, claims, key).map_err(TokenError::Sign)
-}
-
-/// Decodes with HS256 pinned and `exp` checked with `leeway`; the `typ` header must be exactly
-/// `typ` (`None`: absent).
-fn verify<T: serde::de::DeserializeOwned>(
-    token: &str,
-    typ: Option<&str>,
-    key: &DecodingKey,
-    leeway: u64,
-) -> Result<T, TokenError> {
-    let mut v = Validation::new(Algorithm::HS256);
-    v.leeway = leeway;
-    v.validate_exp = true;
-    v.validate_aud = false;
-    let required: &[&str] = if typ.is_some_and(|t| t == ACCESS_TYP || t == REFRESH_TYP) {
-        &["exp", "iat", "sub", "jti"]
-    } else {
-        &["exp", "iat"]
-    };
-    v.set_required_spec_claims(required);
-    let data = jsonwebtoken::decode::<T>(token, key, &v).map_err(|e| match e.kind() {
-        jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-        _ => TokenError::Invalid(e),
-    })?;
-    // Compared exactly: RFC 9068 allows case-insensitive media types, but we only ever issue
-    // these two spellings, so anything else did not come from us.
-    if data.header.typ.as_deref() != typ {
-        return Err(TokenError::WrongType);
-    }
-    Ok(data.claims)
 }
 
 fn encode_id(bytes: &[u8]) -> String {

@@ -388,6 +388,61 @@ pub async fn drop_node_refresh_token(
     .await
 }
 
+/// Replaces the password hash with `new_hash`, but only while the stored hash is still
+/// `checked_against` (the one the old password was verified against), so of two concurrent
+/// changes with the same old password one applies and the other finds the password changed.
+/// A Node-era `refreshToken` goes with the old password. Returns whether it applied.
+pub async fn set_password(
+    store: &Store,
+    id: UserId,
+    checked_against: &str,
+    new_hash: &str,
+) -> Result<bool, StoreError> {
+    timing::step(timing::Kind::Database, "users.set_password", async move {
+        let r = collection(store)
+            .update_one(
+                doc! {"_id": id.0, "password": checked_against},
+                doc! {
+                    "$set": {"password": new_hash, "updatedAt": DateTime::now()},
+                    "$unset": {"refreshToken": ""},
+                },
+            )
+            .await?;
+        Ok(r.matched_count == 1)
+    })
+    .await
+}
+
+/// A change to the profile fields a user may edit.
+#[derive(Debug, Default)]
+pub struct ProfileChange {
+    pub full_name: Option<FullName>,
+    pub email: Option<Email>,
+}
+
+/// Applies `change` and returns the user as stored afterwards (`None`: no such user). An email
+/// another account holds is a [`StoreError::Duplicate`], decided by the unique index.
+pub async fn update_profile(
+    store: &Store,
+    id: UserId,
+    change: &ProfileChange,
+) -> Result<Option<UserDoc>, StoreError> {
+    timing::step(timing::Kind::Database, "users.update_profile", async move {
+        let mut set = doc! {"updatedAt": DateTime::now()};
+        if let Some(name) = &change.full_name {
+            set.insert("fullName", name.as_ref());
+        }
+        if let Some(email) = &change.email {
+            set.insert("email", email.as_ref());
+        }
+        Ok(collection(store)
+            .find_one_and_update(doc! {"_id": id.0}, doc! {"$set": set})
+            .return_document(mongodb::options::ReturnDocument::After)
+            .await?)
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

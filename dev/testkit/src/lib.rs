@@ -293,3 +293,73 @@ impl TestApp {
         seed_user(&self.db, username, email, PASSWORD).await
     }
 }
+
+/// A session opened for a user as login opens one, without the login request.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user_id: mongodb::bson::oid::ObjectId,
+    pub session_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl SignedIn {
+    /// The request with this session's access token in the `accessToken` cookie.
+    pub fn cookie(&self, req: Request) -> Request {
+        with_cookie(req, "accessToken", &self.access_token)
+    }
+
+    /// The request with this session's access token as `Authorization: Bearer`.
+    pub fn bearer(&self, mut req: Request) -> Request {
+        let v = http::HeaderValue::from_str(&format!("Bearer {}", self.access_token))
+            .expect("authorization header");
+        req.headers_mut().insert(http::header::AUTHORIZATION, v);
+        req
+    }
+}
+
+impl TestApp {
+    /// Opens a new session (a new device) for `user`, as a successful login does.
+    pub async fn sign_in(&self, user: &shared::users::UserDoc) -> SignedIn {
+        use shared::{domain::*, sessions, tokens};
+        let store = self.app.store().await.expect("store ready");
+        let jti = tokens::new_jti();
+        let session = sessions::create(
+            store,
+            SessionId::generate(),
+            UserId(user.id),
+            user.claims(),
+            &jti,
+            self.app.config.tokens.session_max_age,
+        )
+        .await
+        .expect("session created");
+        let pair = self
+            .app
+            .tokens
+            .issue(session.grant(), &jti, tokens::now_secs())
+            .expect("pair issued");
+        SignedIn {
+            user_id: user.id,
+            session_id: session.id,
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token,
+        }
+    }
+}
+
+/// A request with any method, path and optional body, as API Gateway would hand it over.
+pub fn request(
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> Request {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(format!("https://api.example.com{path}"));
+    if let Some(ct) = content_type {
+        b = b.header("content-type", ct);
+    }
+    b.body(body.into()).expect("request builds")
+}
