@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod media;
 pub mod password;
+pub mod profile_images;
 pub mod schema;
 pub mod sessions;
 pub mod store;

@@ -1,11 +1,13 @@
 //! Media: staging uploaded files on local disk and storing them at Cloudinary.
 //!
-//! A request's files are streamed into [`staging`] files (fresh, unpredictable, owner-only, and
-//! deleted when dropped, whatever happens), recognised by their magic bytes in [`image`], and
-//! uploaded from disk by [`cloudinary`] under a public id we choose. [`Media`] is the client
-//! every function builds once per cold start; [`MediaError`] is this layer's error, mapped to a
-//! status in exactly one place (its `From` impl below).
+//! A request's multipart form is read by [`form`] under the upload limits; its files are
+//! streamed into [`staging`] files (fresh, unpredictable, owner-only, and deleted when dropped,
+//! whatever happens), recognised by their magic bytes in [`image`], and uploaded from disk by
+//! [`cloudinary`] under a public id we choose. [`Media`] is the client every function builds
+//! once per cold start; [`MediaError`] is this layer's error, mapped to a status in exactly one
+//! place (its `From` impl below).
 pub mod cloudinary;
+pub mod form;
 pub mod image;
 pub mod public_id;
 pub mod staging;

@@ -2,7 +2,7 @@
 //! first database request (see [`crate::App::store`]), and what `migrate-node` ensures on a Node
 //! database. Each collection's module owns its own indexes; this only names them all.
 use crate::{
-    sessions,
+    profile_images, sessions,
     store::{Store, StoreError},
     users,
 };
@@ -12,5 +12,6 @@ pub async fn ensure_indexes(store: &Store) -> Result<(), StoreError> {
     // for Atlas) drops the connection on a createIndexes that names several indexes of a new
     // collection.
     users::ensure_indexes(store).await?;
-    sessions::ensure_indexes(store).await
+    sessions::ensure_indexes(store).await?;
+    profile_images::ensure_indexes(store).await
 }

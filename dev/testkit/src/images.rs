@@ -1,0 +1,30 @@
+//! Images at the Cloudinary stand-in for the avatar and cover-image tests: put one there as the
+//! functions do (so a user can point at an image that really exists), and list what is there.
+use shared::{domain::ImageRef, media::StagedImage};
+
+use crate::TestApp;
+
+impl TestApp {
+    /// Uploads `bytes` (an accepted image) to this test's cloud through the app's own media
+    /// client, and returns its URL and public id.
+    pub async fn upload_image(&self, bytes: &[u8]) -> ImageRef {
+        let media = self.app.media().expect("the test app handles images");
+        let mut staging = media.stage().expect("stage");
+        staging.write(bytes).await.expect("write the staged file");
+        let staged = staging.finish().await.expect("finish the staged file");
+        let image = StagedImage::from_staged(staged).expect("an accepted image");
+        media.upload(&image).await.expect("upload to the stand-in")
+    }
+
+    /// Public ids of the images the stand-in holds for this test's cloud, sorted.
+    pub async fn image_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .stored_images()
+            .await
+            .iter()
+            .filter_map(|i| i["public_id"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    }
+}

@@ -1,0 +1,235 @@
+//! Cloudinary and the database failing around an avatar replacement: no orphaned image, no
+//! half-done write, and a failed destroy of the old image retried by a later request.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mongodb::bson::{DateTime, Document, doc};
+use serde_json::json;
+use shared::profile_images;
+use testkit::{TestApp, process::PrivateDatabase};
+
+#[tokio::test]
+async fn cloudinary_failing_on_upload_is_502_and_nothing_changes() {
+    let t = TestApp::spawn().await;
+    let (user, signed_in, _) = user_with_avatar(&t).await;
+    t.set_fault(json!({"mode": "fail", "status": 500, "ops": ["upload"]}))
+        .await;
+    let body = assert_refused(&t, &user, signed_in.cookie(avatar_form(png(1))), 502).await;
+    assert_eq!(
+        body["message"],
+        "The image service failed; please try again"
+    );
+}
+
+#[tokio::test]
+async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout() {
+    let t = TestApp::spawn_with(|v| {
+        v.insert("CLOUDINARY_TIMEOUT".into(), "1s".into());
+        v.insert("CLOUDINARY_CONNECT_TIMEOUT".into(), "1s".into());
+    })
+    .await;
+    let (user, signed_in, old) = user_with_avatar(&t).await;
+    t.set_fault(json!({"mode": "hang", "delay_ms": 3000, "ops": ["upload"]}))
+        .await;
+    let started = Instant::now();
+    assert_refused(&t, &user, signed_in.cookie(avatar_form(png(1))), 502).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Long after the hung upload would have finished, only the old image is there.
+    t.set_fault(json!({"mode": "none"})).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(t.image_ids().await, [old.public_id]);
+}
+
+#[tokio::test]
+async fn the_database_failing_after_the_upload_is_503_and_the_new_image_is_destroyed() {
+    let mut db = PrivateDatabase::start();
+    let t = TestApp::spawn_with(|v| {
+        v.insert("MONGODB_URI".into(), db.uri());
+        v.insert("MONGODB_SERVER_SELECTION_TIMEOUT".into(), "1s".into());
+        v.insert("MONGODB_CONNECT_TIMEOUT".into(), "1s".into());
+    })
+    .await;
+    let (user, signed_in, old) = user_with_avatar(&t).await;
+    let before = t.user_document(user.id).await;
+    // The upload takes a while; the database dies while it runs.
+    t.set_fault(json!({"mode": "hang", "delay_ms": 1500, "ops": ["upload"]}))
+        .await;
+    let app = t.app;
+    let req = signed_in.cookie(avatar_form(png(1)));
+    let pending = tokio::spawn(async move { avatar::handle(app, req).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    db.kill();
+    let resp = pending.await.expect("the handler does not panic");
+    testkit::envelope(&resp, 503);
+    t.set_fault(json!({"mode": "none"})).await;
+    assert_eq!(
+        t.image_ids().await,
+        std::slice::from_ref(&old.public_id),
+        "the new image is destroyed, the old one kept"
+    );
+    assert!(t.staged_files().is_empty());
+    db.resume();
+    assert_eq!(
+        t.user_document(user.id).await,
+        before,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn a_user_deleted_while_the_upload_runs_is_401_and_the_new_image_is_destroyed() {
+    let t = TestApp::spawn().await;
+    let (user, signed_in, old) = user_with_avatar(&t).await;
+    t.set_fault(json!({"mode": "hang", "delay_ms": 800, "ops": ["upload"]}))
+        .await;
+    let app = t.app;
+    let req = signed_in.cookie(avatar_form(png(1)));
+    let pending = tokio::spawn(async move { avatar::handle(app, req).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.db.collection::<Document>("users")
+        .delete_one(doc! {"_id": user.id})
+        .await
+        .expect("delete the user");
+    let resp = pending.await.expect("no panic");
+    testkit::envelope(&resp, 401);
+    assert_eq!(t.image_ids().await, [old.public_id]);
+    assert_eq!(t.count("users").await, 0, "no user is created by the write");
+}
+
+#[tokio::test]
+async fn a_failed_destroy_of_the_old_image_is_200_recorded_and_retried_by_a_later_request() {
+    let t = TestApp::spawn().await;
+    let (user, signed_in, old) = user_with_avatar(&t).await;
+    t.set_fault(json!({"mode": "fail", "status": 500, "ops": ["destroy"]}))
+        .await;
+    let resp = send(&t, signed_in.cookie(avatar_form(png(1)))).await;
+    testkit::envelope(&resp, 200);
+    let (first, _) = stored_avatar(&t, &user).await;
+    let mut expected = vec![first.clone(), old.public_id.clone()];
+    expected.sort();
+    assert_eq!(
+        t.image_ids().await,
+        expected,
+        "the old image is still there"
+    );
+    let recorded = t
+        .find_one("image_destroys", doc! {"_id": &old.public_id})
+        .await
+        .expect("the failed destroy is recorded");
+    assert_eq!(recorded.get_object_id("userId").ok(), Some(user.id));
+
+    // While Cloudinary still fails, a later request keeps the record (and answers 200).
+    let resp = send(&t, signed_in.cookie(avatar_form(png(2)))).await;
+    testkit::envelope(&resp, 200);
+    let (second, _) = stored_avatar(&t, &user).await;
+    assert_eq!(
+        t.count("image_destroys").await,
+        2,
+        "both replaced images wait"
+    );
+    assert!(t.image_ids().await.contains(&second));
+
+    // Once Cloudinary is back, the next request destroys what is due besides its own old one.
+    t.set_fault(json!({"mode": "none"})).await;
+    t.db.collection::<Document>("image_destroys")
+        .update_many(doc! {}, doc! {"$set": {"nextAttemptAt": DateTime::now()}})
+        .await
+        .expect("make every record due");
+    let resp = send(&t, signed_in.cookie(avatar_form(png(3)))).await;
+    testkit::envelope(&resp, 200);
+    let (third, _) = stored_avatar(&t, &user).await;
+    assert_eq!(t.image_ids().await, [third]);
+    assert_eq!(t.count("image_destroys").await, 0);
+}
+
+#[tokio::test]
+async fn a_recorded_image_a_user_points_at_again_is_never_destroyed() {
+    let t = TestApp::spawn().await;
+    let (user, signed_in, old) = user_with_avatar(&t).await;
+    let (_, _, kept) = user_with_avatar(&t).await;
+    // A record naming an image that (some other writer says) a user points at.
+    let other = t
+        .find_one("users", doc! {"avatarPublicId": &kept.public_id})
+        .await
+        .expect("user");
+    t.db.collection::<Document>("image_destroys")
+        .insert_one(doc! {
+            "_id": &kept.public_id, "userId": other.get_object_id("_id").expect("id"),
+            "slot": "avatar", "attempts": 3_i64, "createdAt": DateTime::now(),
+            "nextAttemptAt": DateTime::now(),
+        })
+        .await
+        .expect("record");
+    testkit::envelope(&send(&t, signed_in.cookie(avatar_form(png(1)))).await, 200);
+    let ids = t.image_ids().await;
+    assert!(ids.contains(&kept.public_id), "{ids:?}");
+    assert!(!ids.contains(&old.public_id));
+    assert_eq!(
+        t.count("image_destroys").await,
+        0,
+        "the stale record is dropped"
+    );
+    let _ = user;
+}
+
+#[tokio::test]
+async fn a_lease_left_by_a_crashed_request_is_taken_over_once_it_has_expired() {
+    let t = TestApp::spawn().await;
+    let (user, signed_in, old) = user_with_avatar(&t).await;
+    t.db.collection::<Document>(profile_images::LEASES)
+        .insert_one(doc! {
+            "_id": profile_images::lease_id(user.id), "holder": "crashed",
+            "userId": user.id,
+            "expiresAt": DateTime::from_millis(DateTime::now().timestamp_millis() - 60_000),
+        })
+        .await
+        .expect("a stale lease");
+    testkit::envelope(&send(&t, signed_in.cookie(avatar_form(png(1)))).await, 200);
+    let (public_id, _) = stored_avatar(&t, &user).await;
+    assert_ne!(public_id, old.public_id);
+    assert_eq!(t.image_ids().await, [public_id]);
+    let lease = t
+        .find_one(
+            profile_images::LEASES,
+            doc! {"_id": profile_images::lease_id(user.id)},
+        )
+        .await;
+    assert!(
+        lease.is_none(),
+        "the stale lease is gone and ours released: {lease:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_lease_held_past_the_wait_is_503_and_the_upload_is_destroyed() {
+    let t = TestApp::spawn().await;
+    let (user, signed_in, _) = user_with_avatar(&t).await;
+    let live = DateTime::from_millis(DateTime::now().timestamp_millis() + 120_000);
+    t.db.collection::<Document>(profile_images::LEASES)
+        .insert_one(doc! {
+            "_id": profile_images::lease_id(user.id), "holder": "busy",
+            "userId": user.id, "expiresAt": live,
+        })
+        .await
+        .expect("a live lease");
+    let doc_before = t.user_document(user.id).await;
+    let images_before = t.image_ids().await;
+    let started = Instant::now();
+    let resp = send(&t, signed_in.cookie(avatar_form(png(1)))).await;
+    testkit::envelope(&resp, 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let waited = started.elapsed();
+    assert!(
+        waited >= profile_images::LEASE_WAIT && waited < profile_images::LEASE_WAIT * 2,
+        "{waited:?}"
+    );
+    assert_eq!(t.image_ids().await, images_before);
+    assert_eq!(t.user_document(user.id).await, doc_before);
+    assert!(t.staged_files().is_empty());
+}
