@@ -48,11 +48,12 @@ async fn a_bearer_token_works_as_well_as_the_cookie() {
 }
 
 #[tokio::test]
-async fn every_accepted_format_is_accepted_and_replaced_in_turn() {
+async fn successive_replacements_each_destroy_the_one_before() {
     let t = TestApp::spawn().await;
     let (user, signed_in, _) = user_with_avatar(&t).await;
     for n in 1..=3 {
-        let resp = send(&t, signed_in.cookie(avatar_form(png(n)))).await;
+        let image = if n == 2 { gif() } else { png(n) };
+        let resp = send(&t, signed_in.cookie(avatar_form(image))).await;
         testkit::envelope(&resp, 200);
         let (public_id, _) = stored_avatar(&t, &user).await;
         assert_eq!(t.image_ids().await, [public_id], "after replacement {n}");
@@ -125,42 +126,44 @@ async fn an_old_avatar_of_another_cloud_or_not_at_cloudinary_is_left_alone() {
 }
 
 #[tokio::test]
-async fn the_unauthenticated_avatar_event_replays_to_a_401() {
-    let t = TestApp::spawn().await;
-    let (user, _, _) = user_with_avatar(&t).await;
-    let body = assert_refused(&t, &user, testkit::event("avatar.json"), 401).await;
-    assert_eq!(body["message"], "Unauthorized request");
-    assert_eq!(body["requestId"], "avatar-event");
-}
-
-#[tokio::test]
-async fn the_avatar_event_with_a_token_injected_replays_to_a_200() {
+async fn the_avatar_event_replays_to_a_200_with_a_real_token_in_its_cookie() {
     let t = TestApp::spawn().await;
     let (user, signed_in, _) = user_with_avatar(&t).await;
-    let resp = send(&t, signed_in.cookie(testkit::event("avatar.json"))).await;
+    let resp = send(&t, event("avatar.json", Some(&signed_in.access_token))).await;
     let body = testkit::envelope(&resp, 200);
     let (public_id, url) = stored_avatar(&t, &user).await;
     assert_eq!(body["data"]["avatar"], url.as_str());
     assert_eq!(t.image_ids().await, [public_id]);
     let served = t.http.get(&url).send().await.expect("served");
-    assert!(
-        served
-            .bytes()
-            .await
-            .expect("bytes")
-            .starts_with(b"\x89PNG\r\n\x1a\n")
+    let bytes = served.bytes().await.expect("bytes");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert!(t.staged_files().is_empty());
+}
+
+#[tokio::test]
+async fn the_avatar_event_as_stored_is_401_its_placeholder_is_no_token() {
+    let t = TestApp::spawn().await;
+    let (user, _, _) = user_with_avatar(&t).await;
+    let body = assert_refused(&t, &user, event("avatar.json", None), 401).await;
+    assert_eq!(body["message"], "Invalid access token");
+    assert_eq!(
+        body["requestId"], "avatar-event",
+        "the request id comes from the event"
     );
 }
 
 #[tokio::test]
-async fn the_not_multipart_avatar_event_replays_to_a_415_once_authenticated() {
+async fn the_not_multipart_avatar_event_is_415_with_a_real_bearer_token_and_401_without() {
     let t = TestApp::spawn().await;
     let (user, signed_in, _) = user_with_avatar(&t).await;
-    let req = signed_in.bearer(testkit::event("avatar-not-multipart.json"));
+    let req = event("avatar-not-multipart.json", Some(&signed_in.access_token));
     let body = assert_refused(&t, &user, req, 415).await;
+    assert_eq!(
+        body["message"],
+        "Content type must be multipart/form-data with a boundary"
+    );
     assert_eq!(body["requestId"], "avatar-not-multipart-event");
-    let unauthenticated = testkit::event("avatar-not-multipart.json");
-    assert_refused(&t, &user, unauthenticated, 401).await;
+    assert_refused(&t, &user, event("avatar-not-multipart.json", None), 401).await;
 }
 
 #[tokio::test]

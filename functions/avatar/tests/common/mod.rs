@@ -19,6 +19,17 @@ pub fn png(n: u32) -> Vec<u8> {
     multipart::png(2 + n, 2, 0)
 }
 
+/// A real 1x1 GIF (header, logical screen, global colour table, image, trailer).
+pub fn gif() -> Vec<u8> {
+    let mut g = b"GIF89a".to_vec();
+    g.extend_from_slice(&[1, 0, 1, 0, 0x80, 0, 0]);
+    g.extend_from_slice(&[0, 0, 0, 0xff, 0xff, 0xff]);
+    g.extend_from_slice(&[0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0]);
+    g.extend_from_slice(&[2, 2, 0x44, 0x01, 0]);
+    g.push(0x3b);
+    g
+}
+
 /// A PATCH with a multipart body of `parts`.
 pub fn form(parts: &[Part]) -> Request {
     testkit::request(
@@ -95,4 +106,19 @@ pub async fn stored_avatar(t: &TestApp, user: &UserDoc) -> (String, String) {
         d.get_str("avatarPublicId").unwrap_or_default().to_owned(),
         d.get_str("avatar").unwrap_or_default().to_owned(),
     )
+}
+
+/// An event file from `events/`, with its `ACCESS_TOKEN` placeholder replaced by `token` (as a
+/// developer does before `cargo lambda invoke`), or left as it is.
+pub fn event(name: &str, token: Option<&str>) -> Request {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(name);
+    let text = std::fs::read_to_string(&path).expect("read the event file");
+    assert!(text.contains("ACCESS_TOKEN"), "{name} has the placeholder");
+    let text = match token {
+        Some(token) => text.replace("ACCESS_TOKEN", token),
+        None => text,
+    };
+    shared::http::request_from_event(&text).expect("event parses")
 }
