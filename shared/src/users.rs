@@ -310,6 +310,31 @@ pub async fn taken(
     .await
 }
 
+/// Whether an account other than `except` holds `email` in any case: a Node-era account that
+/// stored it as typed (`Bob@x.com`) would clash with `bob@x.com` once lowercased. Asked only while
+/// `email_fallback` is on; an exact duplicate is always decided by the unique index.
+pub async fn email_held_by_another(
+    store: &Store,
+    email: &Email,
+    except: UserId,
+) -> Result<bool, StoreError> {
+    timing::step(
+        timing::Kind::Database,
+        "users.email_held_by_another",
+        async move {
+            let mut filter = any_case(email.as_ref());
+            filter.insert("_id", doc! {"$ne": except.0});
+            let found = collection(store)
+                .clone_with_type::<Document>()
+                .find_one(filter)
+                .projection(doc! {"_id": 1})
+                .await?;
+            Ok(found.is_some())
+        },
+    )
+    .await
+}
+
 /// What a successful login brings a stored user up to date with.
 #[derive(Default)]
 pub struct AfterLogin {
