@@ -20,10 +20,12 @@
 //! retry with jittered backoff for at most [`LEASE_WAIT`], then answer 503 and destroy their
 //! upload.
 //!
-//! A failed write destroys the new image. A failed destroy of the old one never fails the
-//! request: it is retried inline with backoff, then recorded in `image_destroys` (by public id),
-//! whose due entries every later avatar or cover request retries alongside its own upload, after
-//! checking that no user points at them. Node-era users have no stored public id: it is derived
+//! A failed write destroys the new image (a write that failed and could not even be read back
+//! may have landed: both images are recorded instead, see below, and the check destroys the one
+//! the user does not point at). A failed destroy of the old one never fails the request: it is
+//! retried inline with backoff, then recorded in `image_destroys` (by public id), whose due
+//! entries every later avatar or cover request retries alongside its own upload, after checking
+//! that no user points at them. Node-era users have no stored public id: it is derived
 //! from the URL, and only for URLs of our own cloud; anything else is left in place.
 use std::time::{Duration, Instant};
 
@@ -58,7 +60,7 @@ pub const HOLDER_MARGIN: Duration = Duration::from_secs(5);
 /// How long past its expiry a lease must be before another request takes it over (clock skew).
 pub const TAKEOVER_GRACE: Duration = Duration::from_secs(2);
 /// How long a request waits for a lease before answering 503.
-pub const LEASE_WAIT: Duration = Duration::from_secs(10);
+pub const LEASE_WAIT: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 /// How long a takeover ticket is kept (TTL index where the server supports it).
@@ -70,6 +72,9 @@ const FIRST_DESTROY_BACKOFF: Duration = Duration::from_millis(100);
 /// Due entries of `image_destroys` one request retries.
 const RETRY_BATCH: i64 = 3;
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(6 * 3600);
+/// When a write's outcome is unknown, how long before its images are checked and destroyed:
+/// longer than any write of it could still be in flight.
+const UNKNOWN_OUTCOME_DELAY: Duration = Duration::from_secs(60);
 
 /// The answer when the user no longer exists (as [`crate::auth`] answers it).
 const INVALID_TOKEN: &str = "Invalid access token";
@@ -177,9 +182,46 @@ pub async fn replace(
             }
             Ok(updated)
         }
-        Err(e) => {
+        Err(SwapFailed {
+            error,
+            unknown: None,
+        }) => {
             media.discard(&new.public_id).await;
-            Err(e)
+            Err(error)
+        }
+        // The write may have landed, and the database could not say: both images are recorded,
+        // and later the one the user does not point at is destroyed (see `retry_one`).
+        Err(SwapFailed {
+            error,
+            unknown: Some(old),
+        }) => {
+            let later = after(DateTime::now(), UNKNOWN_OUTCOME_DELAY);
+            if let Err(e) = record(store, user.id, slot, &new.public_id, 0, later).await {
+                tracing::warn!(error = %chain(&e), "cannot record the image of a write of unknown outcome; destroying it");
+                media.discard(&new.public_id).await;
+            }
+            if let Some(old) = old
+                && let Err(e) = record(store, user.id, slot, &old, 0, later).await
+            {
+                tracing::warn!(public_id = old, error = %chain(&e), "cannot record the image a write of unknown outcome may have replaced");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Why a swap failed. `unknown` is set, with the image the write would have replaced, when the
+/// user may point at the new image anyway (the write failed and reading it back failed too).
+struct SwapFailed {
+    error: ApiError,
+    unknown: Option<Option<String>>,
+}
+
+impl From<ApiError> for SwapFailed {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            unknown: None,
         }
     }
 }
@@ -192,7 +234,7 @@ async fn swap(
     user: ObjectId,
     slot: Slot,
     new: &ImageRef,
-) -> Result<(UserDoc, Option<String>), ApiError> {
+) -> Result<(UserDoc, Option<String>), SwapFailed> {
     let lease = acquire(store, user).await?;
     let outcome = timing::step(
         timing::Kind::Database,
@@ -211,15 +253,16 @@ async fn write_under(
     user: ObjectId,
     slot: Slot,
     new: &ImageRef,
-) -> Result<(UserDoc, Option<String>), ApiError> {
+) -> Result<(UserDoc, Option<String>), SwapFailed> {
     let current = users::find_by_id(store, UserId(user))
-        .await?
+        .await
+        .map_err(ApiError::from)?
         .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
     let old = ours_to_destroy(slot, &current, &media.cloudinary.cloud_name);
     if !lease.usable() {
-        return Err(ApiError::Unavailable(
-            "the image lease ran out before the write".into(),
-        ));
+        return Err(
+            ApiError::Unavailable("the image lease ran out before the write".into()).into(),
+        );
     }
     let set = doc! {
         slot.field(): &new.url,
@@ -232,12 +275,19 @@ async fn write_under(
         .await;
     match written {
         Ok(Some(updated)) => Ok((updated, old)),
-        Ok(None) => Err(ApiError::Unauthorized(INVALID_TOKEN)),
+        Ok(None) => Err(ApiError::Unauthorized(INVALID_TOKEN).into()),
         // The write may have been applied before the error: ask, still under the lease.
-        Err(e) => match users::find_by_id(store, UserId(user)).await {
-            Ok(Some(u)) if slot.current(&u).1 == Some(new.public_id.as_str()) => Ok((u, old)),
-            _ => Err(StoreError::from(e).into()),
-        },
+        Err(e) => {
+            let error = ApiError::from(StoreError::from(e));
+            match users::find_by_id(store, UserId(user)).await {
+                Ok(Some(u)) if slot.current(&u).1 == Some(new.public_id.as_str()) => Ok((u, old)),
+                Ok(_) => Err(error.into()),
+                Err(_) => Err(SwapFailed {
+                    error,
+                    unknown: Some(old),
+                }),
+            }
+        }
     }
 }
 
@@ -465,13 +515,35 @@ async fn destroy_replaced(
         }
     }
     let now = DateTime::now();
+    match record(store, user, slot, public_id, INLINE_DESTROYS, now).await {
+        Ok(()) => tracing::warn!(
+            public_id,
+            "a replaced image is recorded for a later destroy"
+        ),
+        Err(e) => tracing::error!(
+            public_id,
+            error = %chain(&e),
+            "a replaced image could be neither destroyed nor recorded; it is orphaned at Cloudinary"
+        ),
+    }
+}
+
+/// Records `public_id` in `image_destroys`, due at `due`; already recorded counts as done.
+async fn record(
+    store: &Store,
+    user: ObjectId,
+    slot: Slot,
+    public_id: &str,
+    attempts: u32,
+    due: DateTime,
+) -> Result<(), StoreError> {
     let entry = PendingDestroy {
         public_id: public_id.to_owned(),
         user_id: user,
         slot: slot.field().to_owned(),
-        attempts: i64::from(INLINE_DESTROYS),
-        created_at: now,
-        next_attempt_at: now,
+        attempts: i64::from(attempts),
+        created_at: DateTime::now(),
+        next_attempt_at: due,
     };
     let recorded = timing::step(
         timing::Kind::Database,
@@ -481,17 +553,8 @@ async fn destroy_replaced(
     .await
     .map_err(StoreError::from);
     match recorded {
-        Ok(_) | Err(StoreError::Duplicate(_)) => {
-            tracing::warn!(
-                public_id,
-                "a replaced image is recorded for a later destroy"
-            )
-        }
-        Err(e) => tracing::error!(
-            public_id,
-            error = %chain(&e),
-            "a replaced image could be neither destroyed nor recorded; it is orphaned at Cloudinary"
-        ),
+        Ok(_) | Err(StoreError::Duplicate(_)) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
