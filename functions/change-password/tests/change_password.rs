@@ -121,7 +121,7 @@ async fn the_event_files_change_the_password_with_json_and_with_a_form() {
         let t = TestApp::spawn().await;
         let user = t.seed_user("carol", "carol@example.com").await;
         let s = t.sign_in(&user).await;
-        let resp = handle(t.app, s.bearer(event(name))).await;
+        let resp = handle(t.app, refused::event_as(name, &s)).await;
         envelope(&resp, 200);
         assert!(
             verifies(NEW, &stored_hash(&t, user.id).await).await,
@@ -160,7 +160,7 @@ async fn every_field_problem_is_reported_in_one_400_and_nothing_changes() {
     let cases: Vec<(&str, lambda_http::Request, u16, Vec<&str>)> = vec![
         (
             "the event file",
-            event("change-password-missing-fields.json"),
+            refused::event_as("change-password-missing-fields.json", &s),
             400,
             vec![old, new],
         ),

@@ -44,7 +44,7 @@ async fn the_event_file_answers_200_once_a_live_token_is_injected() {
     let t = TestApp::spawn().await;
     let user = t.seed_user("videotube_demo", "demo@example.com").await;
     let s = t.sign_in(&user).await;
-    let resp = handle(t.app, s.cookie(event("current-user.json"))).await;
+    let resp = handle(t.app, refused::event_as("current-user.json", &s)).await;
     let v = envelope(&resp, 200);
     assert_eq!(v["data"]["username"], "videotube_demo");
 }
@@ -55,6 +55,13 @@ async fn the_event_file_without_a_token_is_401_unauthorized_request() {
     let resp = handle(t.app, event("current-user-no-token.json")).await;
     let v = envelope(&resp, 401);
     assert_eq!(v["message"], MISSING_TOKEN);
+}
+
+#[tokio::test]
+async fn an_event_file_replayed_with_its_placeholder_unreplaced_is_401_invalid_access_token() {
+    let t = TestApp::spawn().await;
+    let resp = handle(t.app, event("current-user.json")).await;
+    assert_eq!(envelope(&resp, 401)["message"], shared::auth::INVALID_TOKEN);
 }
 
 #[tokio::test]

@@ -103,7 +103,7 @@ async fn the_event_file_logs_out_once_a_live_token_is_injected() {
     let t = TestApp::spawn().await;
     let user = t.seed_user("carol", "carol@example.com").await;
     let s = t.sign_in(&user).await;
-    assert_logged_out(&handle(t.app, s.cookie(event("logout.json"))).await);
+    assert_logged_out(&handle(t.app, refused::event_as("logout.json", &s)).await);
     assert!(is_revoked(&t, &s).await);
 }
 
@@ -118,7 +118,11 @@ async fn all_devices_ends_every_session_of_the_user_and_no_one_elses() {
         t.sign_in(&user).await,
     ];
     let theirs = t.sign_in(&other).await;
-    let resp = handle(t.app, mine[0].cookie(event("logout-all-devices.json"))).await;
+    let resp = handle(
+        t.app,
+        refused::event_as("logout-all-devices.json", &mine[0]),
+    )
+    .await;
     assert_logged_out(&resp);
     for s in &mine {
         assert!(is_revoked(&t, s).await);
@@ -286,7 +290,7 @@ async fn any_body_but_all_devices_is_refused_and_nothing_is_revoked() {
         ),
         (
             "the event file",
-            event("logout-bad-body.json"),
+            refused::event_as("logout-bad-body.json", &s),
             400,
             vec!["allDevices", "everywhere"],
         ),

@@ -191,11 +191,11 @@ async fn the_event_files_update_with_json_and_with_a_form() {
     let t = TestApp::spawn().await;
     let user = t.seed_user("videotube_demo", "demo@example.com").await;
     let s = t.sign_in(&user).await;
-    let resp = handle(t.app, s.cookie(event("update-account.json"))).await;
+    let resp = handle(t.app, refused::event_as("update-account.json", &s)).await;
     let v = envelope(&resp, 200);
     assert_eq!(v["data"]["email"], "demo.renamed@example.com");
     assert_eq!(new_access(&t, &resp).1.email, "demo.renamed@example.com");
-    let resp = handle(t.app, s.bearer(event("update-account-form.json"))).await;
+    let resp = handle(t.app, refused::event_as("update-account-form.json", &s)).await;
     let v = envelope(&resp, 200);
     assert_eq!(v["data"]["fullName"], "Demo Form User");
     assert_eq!(v["data"]["email"], "demo.renamed@example.com");
@@ -327,7 +327,7 @@ async fn every_bad_input_is_a_4xx_that_changes_nothing() {
     let cases: Vec<(&str, lambda_http::Request, u16, Vec<&str>)> = vec![
         (
             "operator objects (event file)",
-            event("update-account-operator-injection.json"),
+            refused::event_as("update-account-operator-injection.json", &s),
             400,
             vec![email, name],
         ),

@@ -238,3 +238,22 @@ pub async fn session(t: &TestApp, s: &SignedIn) -> Document {
 pub async fn is_revoked(t: &TestApp, s: &SignedIn) -> bool {
     session(t, s).await.get_datetime("revokedAt").is_ok()
 }
+
+/// The placeholder an authenticated event file carries in its `cookies`.
+pub const ACCESS_PLACEHOLDER: &str = "ACCESS_TOKEN";
+
+/// An event file from `events/` with its `ACCESS_TOKEN` placeholder replaced by this session's
+/// access token (as a developer would before `cargo lambda invoke`), converted as the runtime
+/// converts it.
+pub fn event_as(name: &str, s: &SignedIn) -> lambda_http::Request {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {name}: {e}"));
+    assert!(
+        text.contains(ACCESS_PLACEHOLDER),
+        "{name} carries the placeholder"
+    );
+    shared::http::request_from_event(&text.replace(ACCESS_PLACEHOLDER, &s.access_token))
+        .expect("event parses")
+}
