@@ -193,6 +193,7 @@ struct Fixture {
     /// A user with [`PASSWORD`] and one live session.
     username: String,
     other_user_id: String,
+    other_email: String,
     /// The live session's current refresh token: never presented by the corpus itself.
     live: String,
     access: String,
@@ -200,6 +201,9 @@ struct Fixture {
     /// its second one (current when the session died).
     replayed: String,
     revoked_current: String,
+    /// An access token of the revoked session: unexpired and correctly signed, but its session
+    /// is over, so our routes refuse it.
+    revoked_access: String,
 }
 
 async fn fixture(api: &Api) -> Fixture {
@@ -249,6 +253,10 @@ async fn fixture(api: &Api) -> Fixture {
         .to_owned();
 
     let second = login().await;
+    let revoked_access = second["data"]["accessToken"]
+        .as_str()
+        .expect("access")
+        .to_owned();
     let replayed = second["data"]["refreshToken"]
         .as_str()
         .expect("rt")
@@ -269,10 +277,12 @@ async fn fixture(api: &Api) -> Fixture {
     Fixture {
         username,
         other_user_id: other_doc.id.to_hex(),
+        other_email: other_doc.email.clone(),
         live,
         access,
         replayed,
         revoked_current,
+        revoked_access,
     }
 }
 
@@ -1442,11 +1452,21 @@ fn corpus(f: &Fixture) -> Vec<Case> {
         Some(b"x".to_vec()),
         415,
     );
+    authenticated_routes(&mut c, f, access_secret.as_bytes());
     c.0
 }
 
+/// The one method each route serves.
+fn method_of(route: &str) -> reqwest::Method {
+    match route {
+        "current-user" => reqwest::Method::GET,
+        "update-account" | "avatar" | "cover-image" => reqwest::Method::PATCH,
+        _ => reqwest::Method::POST,
+    }
+}
+
 fn request(api: &Api, case: &Case) -> reqwest::RequestBuilder {
-    let mut req = api.http.post(api.url(case.route));
+    let mut req = api.http.request(method_of(case.route), api.url(case.route));
     for (k, v) in &case.headers {
         req = req.header(k.as_str(), v.as_str());
     }
@@ -1527,6 +1547,10 @@ fn every_request_of_the_attack_corpus_gets_its_4xx_envelope_and_changes_nothing(
             let n = cases.iter().filter(|c| c.route == route).count();
             assert!(n >= 20, "{route} has only {n} cases");
         }
+        for route in AUTHENTICATED {
+            let n = cases.iter().filter(|c| c.route == *route).count();
+            assert!(n >= 12, "{route} has only {n} cases");
+        }
 
         let baseline: Footprint = api.footprint().await;
         let mut failures = Vec::new();
@@ -1548,12 +1572,15 @@ fn every_request_of_the_attack_corpus_gets_its_4xx_envelope_and_changes_nothing(
                 failures.push(format!("[{}] {}", case.name, problems.join("; ")));
             }
         }
+        let per_route: Vec<String> = ["login", "refresh-token", "register"]
+            .iter()
+            .chain(AUTHENTICATED)
+            .map(|r| format!("{r} {}", cases.iter().filter(|c| c.route == *r).count()))
+            .collect();
         eprintln!(
-            "attack corpus: {} requests (login {}, refresh {}, register {}), {} failed",
+            "attack corpus: {} requests ({}), {} failed",
             cases.len(),
-            cases.iter().filter(|c| c.route == "login").count(),
-            cases.iter().filter(|c| c.route == "refresh-token").count(),
-            cases.iter().filter(|c| c.route == "register").count(),
+            per_route.join(", "),
             failures.len()
         );
         assert!(
@@ -1571,6 +1598,16 @@ fn every_request_of_the_attack_corpus_gets_its_4xx_envelope_and_changes_nothing(
             .json(&json!({"refreshToken": fixture.live}));
         let (status, _, body) = api.send(req).await;
         assert_eq!(status, 200, "the live session survived the corpus: {body}");
+        // And its access token still works on our routes: nothing in the corpus logged it out.
+        let req = api
+            .http
+            .get(api.url("current-user"))
+            .bearer_auth(&fixture.access);
+        let (status, _, body) = api.send(req).await;
+        assert_eq!(
+            status, 200,
+            "the live access token survived the corpus: {body}"
+        );
     });
 }
 
@@ -1676,5 +1713,428 @@ fn arbitrary_multipart_bodies_never_get_a_5xx_and_change_nothing() {
     });
     if let Err(e) = result {
         panic!("{e}");
+    }
+}
+
+/// The routes that require an access token.
+const AUTHENTICATED: &[&str] = &[
+    "logout",
+    "current-user",
+    "change-password",
+    "update-account",
+    "avatar",
+    "cover-image",
+];
+
+/// A PATCH body for an image route: one part named `field`.
+fn image_parts(field: &'static str, filename: &str, content_type: &str, bytes: Vec<u8>) -> Vec<u8> {
+    multipart::body(&[Part::file(field, filename, content_type, bytes)])
+}
+
+/// Hostile tokens against every authenticated route, then hostile bodies with a valid token
+/// (which must still change nothing: every one is refused before any write).
+fn authenticated_routes(c: &mut Corpus, f: &Fixture, access_secret: &[u8]) {
+    let live = claims_of(&f.access);
+    let at = |alg: &str| json!({"alg": alg, "typ": "at+jwt"});
+    let with = |changes: Value| {
+        let mut claims = live.clone();
+        for (k, v) in changes.as_object().expect("object") {
+            if v.is_null() {
+                claims.as_object_mut().expect("object").remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        claims
+    };
+    let parts: Vec<&str> = f.access.split('.').collect();
+    let (payload, signature) = (parts[1], parts[2]);
+    let other_secret = b"an-entirely-different-secret-0123456789";
+    let tokens: Vec<(&str, String)> = vec![
+        (
+            "expired",
+            jwt(
+                &at("HS256"),
+                &with(json!({"exp": now() - 3600})),
+                Algorithm::HS256,
+                access_secret,
+            ),
+        ),
+        (
+            "alg none",
+            format!("{}.{payload}.", b64(at("none").to_string().as_bytes())),
+        ),
+        (
+            "alg none with the real signature",
+            format!(
+                "{}.{payload}.{signature}",
+                b64(at("none").to_string().as_bytes())
+            ),
+        ),
+        (
+            "HS384",
+            jwt(&at("HS384"), &live, Algorithm::HS384, access_secret),
+        ),
+        (
+            "another secret",
+            jwt(&at("HS256"), &live, Algorithm::HS256, other_secret),
+        ),
+        (
+            "wrong typ (rt+jwt)",
+            jwt(
+                &json!({"alg": "HS256", "typ": "rt+jwt"}),
+                &live,
+                Algorithm::HS256,
+                access_secret,
+            ),
+        ),
+        (
+            "no typ (as the Node version signs)",
+            jwt(
+                &json!({"alg": "HS256"}),
+                &live,
+                Algorithm::HS256,
+                access_secret,
+            ),
+        ),
+        ("a refresh token as the access token", f.live.clone()),
+        (
+            "_id differs from sub",
+            jwt(
+                &at("HS256"),
+                &with(json!({"_id": f.other_user_id})),
+                Algorithm::HS256,
+                access_secret,
+            ),
+        ),
+        (
+            "another user's id in both",
+            jwt(
+                &at("HS256"),
+                &with(json!({"_id": f.other_user_id, "sub": f.other_user_id})),
+                Algorithm::HS256,
+                access_secret,
+            ),
+        ),
+        (
+            "sid missing",
+            jwt(
+                &at("HS256"),
+                &with(json!({"sid": null})),
+                Algorithm::HS256,
+                access_secret,
+            ),
+        ),
+        (
+            "sid a number",
+            jwt(
+                &at("HS256"),
+                &with(json!({"sid": 5})),
+                Algorithm::HS256,
+                access_secret,
+            ),
+        ),
+        (
+            "sid unknown",
+            jwt(
+                &at("HS256"),
+                &with(json!({"sid": "0".repeat(32)})),
+                Algorithm::HS256,
+                access_secret,
+            ),
+        ),
+        (
+            "an extra claim",
+            jwt(
+                &at("HS256"),
+                &with(json!({"admin": true})),
+                Algorithm::HS256,
+                access_secret,
+            ),
+        ),
+        ("the revoked session's", f.revoked_access.clone()),
+        (
+            "tampered payload",
+            format!(
+                "{}.{}.{signature}",
+                parts[0],
+                b64(with(json!({"username": "admin"})).to_string().as_bytes())
+            ),
+        ),
+        ("garbage", "not-a-token".to_owned()),
+        ("oversized", "a".repeat(8 * 1024)),
+    ];
+    for route in AUTHENTICATED {
+        c.raw(route, format!("{route}: no token"), &[], None, 401);
+        c.raw(
+            route,
+            format!("{route}: empty accessToken cookie"),
+            &[("cookie", "accessToken=")],
+            None,
+            401,
+        );
+        c.raw(
+            route,
+            format!("{route}: Basic authorization"),
+            &[("authorization", "Basic dXNlcjpwYXNz")],
+            None,
+            401,
+        );
+        c.raw(
+            route,
+            format!("{route}: Bearer without a token"),
+            &[("authorization", "Bearer ")],
+            None,
+            401,
+        );
+        for (what, token) in &tokens {
+            let cookie = format!("accessToken={token}");
+            c.raw(
+                route,
+                format!("{route}: {what}, in the cookie"),
+                &[("cookie", cookie.as_str())],
+                None,
+                401,
+            );
+        }
+        for (what, token) in tokens.iter().take(6) {
+            let bearer = format!("Bearer {token}");
+            c.raw(
+                route,
+                format!("{route}: {what}, as Bearer"),
+                &[("authorization", bearer.as_str())],
+                None,
+                401,
+            );
+        }
+    }
+
+    // Hostile bodies with the live session's valid token.
+    let bearer = format!("Bearer {}", f.access);
+    let auth = |ct: &str| -> Vec<(String, String)> {
+        vec![
+            ("authorization".into(), bearer.clone()),
+            ("content-type".into(), ct.to_owned()),
+        ]
+    };
+    let mut body = |route: &'static str, name: &str, ct: &str, bytes: Vec<u8>, expect: u16| {
+        let headers = auth(ct);
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        c.raw(
+            route,
+            format!("{route}: {name}"),
+            &headers,
+            Some(bytes),
+            expect,
+        );
+    };
+    let json = "application/json";
+    body(
+        "logout",
+        "allDevices an operator object",
+        json,
+        br#"{"allDevices": {"$ne": false}}"#.to_vec(),
+        400,
+    );
+    body(
+        "logout",
+        "allDevices a string",
+        json,
+        br#"{"allDevices": "true"}"#.to_vec(),
+        400,
+    );
+    body(
+        "logout",
+        "unknown field",
+        json,
+        br#"{"everything": true}"#.to_vec(),
+        400,
+    );
+    body(
+        "logout",
+        "broken JSON",
+        json,
+        b"{\"allDevices\":".to_vec(),
+        400,
+    );
+    body("change-password", "empty object", json, b"{}".to_vec(), 400);
+    body(
+        "change-password",
+        "oldPassword an operator object",
+        json,
+        br#"{"oldPassword": {"$gt": ""}, "newPassword": "a long new passphrase"}"#.to_vec(),
+        400,
+    );
+    body(
+        "change-password",
+        "wrong old password",
+        json,
+        br#"{"oldPassword": "not the password", "newPassword": "a long new passphrase"}"#.to_vec(),
+        400,
+    );
+    body(
+        "change-password",
+        "new password too short",
+        json,
+        format!(r#"{{"oldPassword": "{PASSWORD}", "newPassword": "short"}}"#).into_bytes(),
+        400,
+    );
+    body(
+        "change-password",
+        "new password too long",
+        json,
+        format!(
+            r#"{{"oldPassword": "{PASSWORD}", "newPassword": "{}"}}"#,
+            "x".repeat(129)
+        )
+        .into_bytes(),
+        400,
+    );
+    body(
+        "change-password",
+        "new password equal to the old",
+        json,
+        format!(r#"{{"oldPassword": "{PASSWORD}", "newPassword": "{PASSWORD}"}}"#).into_bytes(),
+        400,
+    );
+    body(
+        "change-password",
+        "text/plain",
+        "text/plain",
+        b"oldPassword=x".to_vec(),
+        415,
+    );
+    body(
+        "change-password",
+        "a 64 KiB body",
+        json,
+        format!(r#"{{"oldPassword": "{}"}}"#, "x".repeat(64 * 1024)).into_bytes(),
+        413,
+    );
+    body("update-account", "empty object", json, b"{}".to_vec(), 400);
+    body(
+        "update-account",
+        "email an operator object",
+        json,
+        br#"{"email": {"$ne": null}}"#.to_vec(),
+        400,
+    );
+    body(
+        "update-account",
+        "fullName an array",
+        json,
+        br#"{"fullName": ["a", "b"]}"#.to_vec(),
+        400,
+    );
+    body(
+        "update-account",
+        "invalid email",
+        json,
+        br#"{"email": "not-an-email"}"#.to_vec(),
+        400,
+    );
+    body(
+        "update-account",
+        "blank fullName",
+        json,
+        br#"{"fullName": "   "}"#.to_vec(),
+        400,
+    );
+    let taken = json!({"email": f.other_email.to_uppercase()}).to_string();
+    body(
+        "update-account",
+        "email taken by another account, in other case",
+        json,
+        taken.into_bytes(),
+        409,
+    );
+    body(
+        "update-account",
+        "text/plain",
+        "text/plain",
+        b"email=a@b.c".to_vec(),
+        415,
+    );
+    let mp = multipart::content_type();
+    for (route, field) in [("avatar", "avatar"), ("cover-image", "coverImage")] {
+        body(route, "not multipart", json, b"{}".to_vec(), 415);
+        body(
+            route,
+            "multipart without a boundary",
+            "multipart/form-data",
+            b"x".to_vec(),
+            415,
+        );
+        body(route, "no file", &mp, multipart::body(&[]), 400);
+        body(
+            route,
+            "the wrong field",
+            &mp,
+            image_parts("banner", "a.png", "image/png", multipart::png(4, 4, 0)),
+            400,
+        );
+        body(
+            route,
+            "a text value instead of a file",
+            &mp,
+            multipart::body(&[Part::text(field, "hello")]),
+            400,
+        );
+        body(
+            route,
+            "not an image (text named .png)",
+            &mp,
+            image_parts(field, "a.png", "image/png", b"hello, world".to_vec()),
+            415,
+        );
+        body(
+            route,
+            "an SVG",
+            &mp,
+            image_parts(
+                field,
+                "a.svg",
+                "image/svg+xml",
+                b"<svg xmlns='http://www.w3.org/2000/svg'/>".to_vec(),
+            ),
+            415,
+        );
+        body(
+            route,
+            "a file over the limit",
+            &mp,
+            image_parts(
+                field,
+                "big.png",
+                "image/png",
+                multipart::png(8, 8, 2 * 1024 * 1024 + 1),
+            ),
+            413,
+        );
+        body(
+            route,
+            "two files",
+            &mp,
+            multipart::body(&[
+                Part::file(field, "a.png", "image/png", multipart::png(4, 4, 0)),
+                Part::file(field, "b.png", "image/png", multipart::png(4, 4, 1)),
+            ]),
+            400,
+        );
+        body(
+            route,
+            "a path in the filename",
+            &mp,
+            image_parts(
+                field,
+                "../../etc/passwd",
+                "image/png",
+                b"root:x:0:0".to_vec(),
+            ),
+            415,
+        );
     }
 }

@@ -49,6 +49,8 @@ pub enum TokenError {
     Sign(#[source] jsonwebtoken::errors::Error),
     #[error("the two user ids of the token differ")]
     Inconsistent,
+    #[error("{0} is not configured for this function")]
+    NotConfigured(&'static str),
 }
 
 /// Verifies access tokens; built once per cold start.

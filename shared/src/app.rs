@@ -7,7 +7,7 @@ use std::{future::Future, time::Instant};
 use lambda_http::{Body, Request, Response, service_fn};
 
 use crate::{
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, Needs},
     error::ApiError,
     media::Media,
     schema,
@@ -19,7 +19,8 @@ pub struct App {
     pub config: Config,
     store: Store,
     pub tokens: TokenKeys,
-    pub media: Media,
+    /// Only in functions that handle images (`Needs::images`).
+    media: Option<Media>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +38,10 @@ impl App {
         let store = Store::connect(&config.mongodb)
             .await
             .map_err(StartupError::Database)?;
-        let media = Media::new(&config.cloudinary, &config.upload);
+        let media = match (&config.cloudinary, &config.upload) {
+            (Some(cloudinary), Some(upload)) => Some(Media::new(cloudinary, upload)),
+            _ => None,
+        };
         Ok(Self {
             tokens: TokenKeys::new(&config.tokens),
             store,
@@ -49,9 +53,9 @@ impl App {
     /// Loads the configuration from the environment (resolving secret references) and builds
     /// the state. No network round trip: indexes are ensured in the background by [`run`], or
     /// by the first request; the Cloudinary client and the staging sweep wait for first use.
-    pub async fn cold_start() -> Result<Self, StartupError> {
+    pub async fn cold_start(needs: Needs) -> Result<Self, StartupError> {
         let started = Instant::now();
-        let config = Config::load().await?;
+        let config = Config::load(needs).await?;
         let app = Self::new(config).await?;
         tracing::info!(
             init_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -60,21 +64,30 @@ impl App {
         Ok(app)
     }
 
+    /// Staging and Cloudinary. An error only in a function built without `Needs::images`: a
+    /// wiring mistake, answered as a 500.
+    pub fn media(&self) -> Result<&Media, ApiError> {
+        self.media.as_ref().ok_or_else(|| {
+            ApiError::internal("this function is not configured for images (Needs::images)")
+        })
+    }
+
     /// The database, with indexes ensured (once per process).
     pub async fn store(&self) -> Result<&Store, ApiError> {
         Ok(self.store.ready(schema::ensure_indexes).await?)
     }
 }
 
-/// The whole `main` of a function: tracing, cold start, then the Lambda runtime loop.
-pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+/// The whole `main` of a function: tracing, cold start with the configuration the function
+/// `needs`, then the Lambda runtime loop.
+pub async fn run<F, Fut>(needs: Needs, handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(&'static App, Request) -> Fut,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     lambda_http::tracing::init_default_subscriber();
     keep_large_allocations_mmapped();
-    let app = match App::cold_start().await {
+    let app = match App::cold_start(needs).await {
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "cold start failed");

@@ -14,7 +14,7 @@ use lambda_http::{Request, http::header};
 use mongodb::bson::DateTime;
 
 use crate::{
-    access::{AccessClaims, Presented, presented_token},
+    access::{AccessClaims, Presented, TokenError, presented_token},
     app::App,
     domain::{SessionId, UserId},
     error::ApiError,
@@ -70,7 +70,10 @@ pub fn verify(app: &App, req: &Request) -> Result<Verified, ApiError> {
         Presented::Oversized => return Err(refuse(&"oversized token")),
         Presented::Token(t) => t,
     };
-    let claims = app.tokens.access.verify(token).map_err(|e| refuse(&e))?;
+    let claims = app.tokens.verify_access(token).map_err(|e| match e {
+        TokenError::NotConfigured(_) => ApiError::internal(e),
+        e => refuse(&e),
+    })?;
     let user_id = UserId::parse(&claims.sub).map_err(|_| refuse(&"sub is not a user id"))?;
     let session_id =
         SessionId::parse(&claims.sid).map_err(|_| refuse(&"sid is not a session id"))?;

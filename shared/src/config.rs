@@ -32,15 +32,74 @@ pub use references::{
     FETCH_TIMEOUT, SECRET_VARIABLES, has_references, is_reference, resolve_references,
 };
 
-/// Everything the functions need to know about their environment.
+/// Everything the functions need to know about their environment. The sections a function does
+/// not use (see [`Needs`]) are not read, not required and `None` here.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub mongodb: MongoConfig,
     pub tokens: TokenConfig,
-    pub cloudinary: CloudinaryConfig,
-    pub upload: UploadConfig,
+    /// `Some` exactly when [`Needs::images`].
+    pub cloudinary: Option<CloudinaryConfig>,
+    /// `Some` exactly when [`Needs::images`].
+    pub upload: Option<UploadConfig>,
     pub cookies: CookieConfig,
     pub node: NodeCompatConfig,
+}
+
+/// What a function uses of the configuration: each is given, and granted, only that. Every
+/// function reads the database settings, the token lifetimes, the cookie settings and the Node
+/// switches (all with defaults); the secrets and the Cloudinary account only where needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// `ACCESS_TOKEN_SECRET`: signs or verifies access tokens.
+    pub access_tokens: bool,
+    /// `REFRESH_TOKEN_SECRET`: signs and verifies refresh tokens (login, refresh).
+    pub refresh_tokens: bool,
+    /// `CLOUDINARY_*` and `UPLOAD_*`: stages and uploads images.
+    pub images: bool,
+}
+
+impl Needs {
+    /// Everything: tests, tools and the bench.
+    pub const ALL: Needs = Needs {
+        access_tokens: true,
+        refresh_tokens: true,
+        images: true,
+    };
+    /// login, refresh: both kinds of token, no images.
+    pub const SESSIONS: Needs = Needs {
+        access_tokens: true,
+        refresh_tokens: true,
+        images: false,
+    };
+    /// register: images, no tokens (it signs nobody in).
+    pub const REGISTER: Needs = Needs {
+        access_tokens: false,
+        refresh_tokens: false,
+        images: true,
+    };
+    /// logout, current-user, change-password, update-account: access tokens only.
+    pub const ACCOUNT: Needs = Needs {
+        access_tokens: true,
+        refresh_tokens: false,
+        images: false,
+    };
+    /// avatar, cover-image: access tokens and images.
+    pub const IMAGES: Needs = Needs {
+        access_tokens: true,
+        refresh_tokens: false,
+        images: true,
+    };
+
+    /// Whether a function with these needs reads `variable` at all.
+    pub fn reads(&self, variable: &str) -> bool {
+        match variable {
+            "ACCESS_TOKEN_SECRET" => self.access_tokens,
+            "REFRESH_TOKEN_SECRET" => self.refresh_tokens,
+            v if v.starts_with("CLOUDINARY_") || v.starts_with("UPLOAD_") => self.images,
+            _ => true,
+        }
+    }
 }
 
 /// The switch-over from the Node version: what is accepted from it while its accounts and
@@ -65,9 +124,10 @@ pub struct MongoConfig {
 
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
-    /// At least 32 bytes, different from `refresh_secret`.
-    pub access_secret: SecretString,
-    pub refresh_secret: SecretString,
+    /// At least 32 bytes, different from `refresh_secret`. `None` where not needed.
+    pub access_secret: Option<SecretString>,
+    /// At least 32 bytes. `None` where not needed.
+    pub refresh_secret: Option<SecretString>,
     /// Whole seconds, shorter than `refresh_ttl`.
     pub access_ttl: Duration,
     /// Whole seconds, at most `session_max_age`.
@@ -377,9 +437,9 @@ impl Config {
     ///
     /// The AWS SDK configuration is loaded only if some secret variable holds a reference, so
     /// cold starts without references make no AWS calls.
-    pub async fn load() -> Result<Config, ConfigError> {
-        let (vars, problems) = snapshot_environment();
-        load_with(vars, problems, || {
+    pub async fn load(needs: Needs) -> Result<Config, ConfigError> {
+        let (vars, problems) = snapshot_environment(needs);
+        load_with(vars, problems, needs, || {
             aws_config::defaults(BehaviorVersion::latest()).load()
         })
         .await
@@ -396,7 +456,7 @@ impl Config {
         F: FnOnce() -> Fut,
         Fut: Future<Output = SdkConfig>,
     {
-        load_with(vars, Vec::new(), sdk_loader).await
+        load_with(vars, Vec::new(), Needs::ALL, sdk_loader).await
     }
 
     /// Pure: validate an already-resolved variable map (used by tests and by load()).
@@ -404,14 +464,25 @@ impl Config {
     /// A secret variable that still holds a reference is a problem here: treating the
     /// reference text as the secret would start the service with a guessable key.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        Self::from_vars_for(vars, Needs::ALL)
+    }
+
+    /// [`Config::from_vars`] for a function with `needs`: what it does not use is not read.
+    pub fn from_vars_for(
+        vars: &HashMap<String, String>,
+        needs: Needs,
+    ) -> Result<Config, ConfigError> {
         let mut r = Reader {
             vars,
             problems: Vec::new(),
         };
         let mongodb = mongo(&mut r);
-        let tokens = tokens(&mut r);
-        let cloudinary = cloudinary(&mut r);
-        let upload = upload(&mut r);
+        let tokens = tokens(&mut r, needs);
+        let (cloudinary, upload) = if needs.images {
+            (cloudinary(&mut r).map(Some), upload(&mut r).map(Some))
+        } else {
+            (Some(None), Some(None))
+        };
         let cookies = cookies(&mut r);
         let node = node_compat(&mut r);
         match (mongodb, tokens, cloudinary, upload, cookies, node) {
@@ -448,10 +519,10 @@ impl Config {
 }
 
 /// The known variables from the process environment; a non-UTF-8 value is a problem.
-fn snapshot_environment() -> (HashMap<String, String>, Vec<ConfigProblem>) {
+fn snapshot_environment(needs: Needs) -> (HashMap<String, String>, Vec<ConfigProblem>) {
     let mut vars = HashMap::new();
     let mut problems = Vec::new();
-    for variable in VARIABLES {
+    for variable in VARIABLES.iter().filter(|v| needs.reads(v.name)) {
         match std::env::var(variable.name) {
             Ok(value) => {
                 vars.insert(variable.name.to_owned(), value);
@@ -468,6 +539,7 @@ fn snapshot_environment() -> (HashMap<String, String>, Vec<ConfigProblem>) {
 async fn load_with<F, Fut>(
     mut vars: HashMap<String, String>,
     mut problems: Vec<ConfigProblem>,
+    needs: Needs,
     sdk_loader: F,
 ) -> Result<Config, ConfigError>
 where
@@ -478,7 +550,7 @@ where
         let sdk = sdk_loader().await;
         problems.extend(resolve_references(&mut vars, &sdk).await);
     }
-    let validated = Config::from_vars(&vars);
+    let validated = Config::from_vars_for(&vars, needs);
     if problems.is_empty() {
         return validated;
     }
@@ -666,7 +738,7 @@ fn mongo(r: &mut Reader) -> Option<MongoConfig> {
     })
 }
 
-fn tokens(r: &mut Reader) -> Option<TokenConfig> {
+fn tokens(r: &mut Reader, needs: Needs) -> Option<TokenConfig> {
     let hint = ": generate one with `cargo run -q -p devtools --bin gen-secrets`";
     let long_enough = |r: &mut Reader, name: &str| {
         r.secret(name, hint).and_then(|secret| {
@@ -682,9 +754,18 @@ fn tokens(r: &mut Reader) -> Option<TokenConfig> {
             }
         })
     };
-    let access_secret = long_enough(r, "ACCESS_TOKEN_SECRET");
-    let refresh_secret = long_enough(r, "REFRESH_TOKEN_SECRET");
-    if let (Some(access), Some(refresh)) = (&access_secret, &refresh_secret)
+    // `Some(None)`: not needed, so not read.
+    let access_secret = if needs.access_tokens {
+        long_enough(r, "ACCESS_TOKEN_SECRET").map(Some)
+    } else {
+        Some(None)
+    };
+    let refresh_secret = if needs.refresh_tokens {
+        long_enough(r, "REFRESH_TOKEN_SECRET").map(Some)
+    } else {
+        Some(None)
+    };
+    if let (Some(Some(access)), Some(Some(refresh))) = (&access_secret, &refresh_secret)
         && access.expose_secret() == refresh.expose_secret()
     {
         r.report(
@@ -765,7 +846,10 @@ fn tokens(r: &mut Reader) -> Option<TokenConfig> {
     if config.refresh_ttl <= config.access_ttl
         || config.session_max_age < config.refresh_ttl
         || config.reuse_grace >= config.refresh_ttl
-        || config.access_secret.expose_secret() == config.refresh_secret.expose_secret()
+        || matches!(
+            (&config.access_secret, &config.refresh_secret),
+            (Some(a), Some(r)) if a.expose_secret() == r.expose_secret()
+        )
     {
         return None;
     }

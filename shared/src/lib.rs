@@ -24,4 +24,5 @@ pub mod tokens;
 pub mod users;
 
 pub use app::{App, run};
+pub use config::Needs;
 pub use error::{ApiError, FieldError};

@@ -230,7 +230,7 @@ pub async fn rotate(
     };
     let now = DateTime::now();
     let old = token_hash(&presented.jti);
-    let next_jti = keys.successor_jti(&presented.jti);
+    let next_jti = keys.successor_jti(&presented.jti).map_err(key_missing)?;
     let next = token_hash(&next_jti);
     let tokens = refresh_tokens(store);
     let (issued, successor, session) = tokio::try_join!(
@@ -287,7 +287,7 @@ pub async fn rotate(
         && successor.issued_at.timestamp_millis() > now.timestamp_millis().saturating_sub(grace);
     let current = recent
         && tokens
-            .find_one(doc! {"_id": token_hash(&keys.successor_jti(&next_jti))})
+            .find_one(doc! {"_id": token_hash(&keys.successor_jti(&next_jti).map_err(key_missing)?)})
             .await?
             .is_none();
     if current && successor.session_id == session.id {
@@ -302,6 +302,13 @@ pub async fn rotate(
     Ok(Err(Refusal::Reused))
     })
     .await
+}
+
+/// Rotation in a function built without the refresh secret: a deployment mistake, not input.
+fn key_missing(e: crate::tokens::TokenError) -> StoreError {
+    StoreError::Other(mongodb::error::Error::custom(std::io::Error::other(
+        e.to_string(),
+    )))
 }
 
 /// The successor's insert said "duplicate" but the record is not there: its `_id` is derived

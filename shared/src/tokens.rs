@@ -79,50 +79,86 @@ pub enum PresentedRefresh {
     Node(NodeRefreshClaims),
 }
 
-/// The keys and rules for both kinds, built once per cold start.
+/// The keys and rules for both kinds, built once per cold start. A function holds only the
+/// secrets it needs (`config::Needs`); using a missing one is [`TokenError::NotConfigured`].
 pub struct TokenKeys {
-    access_enc: EncodingKey,
-    /// Verifies access tokens (the same rules as the authorizer's).
-    pub access: AccessVerifier,
-    refresh_enc: EncodingKey,
-    refresh_dec: DecodingKey,
-    /// Derives token ids (see [`TokenKeys::successor_jti`]); a subkey of the refresh secret.
-    derive: SecretSlice<u8>,
+    access: Option<AccessKeys>,
+    refresh: Option<RefreshKeys>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     leeway: u64,
 }
 
+struct AccessKeys {
+    enc: EncodingKey,
+    /// The same rules as the authorizer's.
+    verifier: AccessVerifier,
+}
+
+struct RefreshKeys {
+    enc: EncodingKey,
+    dec: DecodingKey,
+    /// Derives token ids (see [`TokenKeys::successor_jti`]); a subkey of the refresh secret.
+    derive: SecretSlice<u8>,
+}
+
 impl TokenKeys {
     pub fn new(cfg: &TokenConfig) -> Self {
-        let a = cfg.access_secret.expose_secret().as_bytes();
-        let r = cfg.refresh_secret.expose_secret().as_bytes();
+        let access = cfg.access_secret.as_ref().map(|a| {
+            let a = a.expose_secret().as_bytes();
+            AccessKeys {
+                enc: EncodingKey::from_secret(a),
+                verifier: AccessVerifier::new(a, cfg.leeway),
+            }
+        });
+        let refresh = cfg.refresh_secret.as_ref().map(|r| {
+            let r = r.expose_secret().as_bytes();
+            RefreshKeys {
+                enc: EncodingKey::from_secret(r),
+                dec: DecodingKey::from_secret(r),
+                derive: SecretSlice::from(hmac_sha256(r, b"videotube/token-id-key/v1").to_vec()),
+            }
+        });
         Self {
-            access_enc: EncodingKey::from_secret(a),
-            access: AccessVerifier::new(a, cfg.leeway),
-            refresh_enc: EncodingKey::from_secret(r),
-            refresh_dec: DecodingKey::from_secret(r),
-            derive: SecretSlice::from(hmac_sha256(r, b"videotube/token-id-key/v1").to_vec()),
+            access,
+            refresh,
             access_ttl: cfg.access_ttl,
             refresh_ttl: cfg.refresh_ttl,
             leeway: cfg.leeway.as_secs(),
         }
     }
 
+    fn access_keys(&self) -> Result<&AccessKeys, TokenError> {
+        self.access
+            .as_ref()
+            .ok_or(TokenError::NotConfigured("ACCESS_TOKEN_SECRET"))
+    }
+
+    fn refresh_keys(&self) -> Result<&RefreshKeys, TokenError> {
+        self.refresh
+            .as_ref()
+            .ok_or(TokenError::NotConfigured("REFRESH_TOKEN_SECRET"))
+    }
+
     pub fn sign_access(&self, claims: &AccessClaims) -> Result<String, TokenError> {
-        sign(ACCESS_TYP, claims, &self.access_enc)
+        sign(ACCESS_TYP, claims, &self.access_keys()?.enc)
     }
 
     pub fn sign_refresh(&self, claims: &RefreshClaims) -> Result<String, TokenError> {
-        sign(REFRESH_TYP, claims, &self.refresh_enc)
+        sign(REFRESH_TYP, claims, &self.refresh_keys()?.enc)
     }
 
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        self.access.verify(token)
+        self.access_keys()?.verifier.verify(token)
     }
 
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        decode(token, Some(REFRESH_TYP), &self.refresh_dec, self.leeway)
+        decode(
+            token,
+            Some(REFRESH_TYP),
+            &self.refresh_keys()?.dec,
+            self.leeway,
+        )
     }
 
     /// A refresh token of ours, or (by its header: no `typ` of ours) one the Node version
@@ -132,10 +168,13 @@ impl TokenKeys {
         let header = jsonwebtoken::decode_header(token)?;
         match header.typ.as_deref() {
             Some(REFRESH_TYP) => self.verify_refresh(token).map(PresentedRefresh::Ours),
-            None | Some("JWT") => {
-                decode(token, header.typ.as_deref(), &self.refresh_dec, self.leeway)
-                    .map(PresentedRefresh::Node)
-            }
+            None | Some("JWT") => decode(
+                token,
+                header.typ.as_deref(),
+                &self.refresh_keys()?.dec,
+                self.leeway,
+            )
+            .map(PresentedRefresh::Node),
             Some(_) => Err(TokenError::WrongType),
         }
     }
@@ -143,22 +182,22 @@ impl TokenKeys {
     /// The id of the refresh token that replaces token `jti` in a rotation: derived, not drawn,
     /// so every instance that handles a retry of that rotation issues the same token. Without
     /// the key nobody can compute it, and the database holds only its SHA-256.
-    pub fn successor_jti(&self, jti: &str) -> String {
+    pub fn successor_jti(&self, jti: &str) -> Result<String, TokenError> {
         self.derive_id(b"rt-successor", jti)
     }
 
     /// The id of the access token issued beside refresh token `refresh_jti`.
-    fn access_jti(&self, refresh_jti: &str) -> String {
+    fn access_jti(&self, refresh_jti: &str) -> Result<String, TokenError> {
         self.derive_id(b"at-for", refresh_jti)
     }
 
-    fn derive_id(&self, purpose: &[u8], input: &str) -> String {
+    fn derive_id(&self, purpose: &[u8], input: &str) -> Result<String, TokenError> {
         let mut message = Vec::with_capacity(purpose.len() + 1 + input.len());
         message.extend_from_slice(purpose);
         message.push(0);
         message.extend_from_slice(input.as_bytes());
-        let digest = hmac_sha256(self.derive.expose_secret(), &message);
-        encode_id(&digest[..16])
+        let digest = hmac_sha256(self.refresh_keys()?.derive.expose_secret(), &message);
+        Ok(encode_id(&digest[..16]))
     }
 
     /// Signs the pair for `grant`: a refresh token with id `refresh_jti`, and an access token
@@ -183,7 +222,7 @@ impl TokenKeys {
             full_name: grant.claims.full_name.clone(),
             iat: issued_at,
             exp: access_exp,
-            jti: self.access_jti(refresh_jti),
+            jti: self.access_jti(refresh_jti)?,
         };
         let refresh = RefreshClaims {
             sub: user_id,
@@ -310,8 +349,8 @@ mod tests {
 
     fn cfg() -> TokenConfig {
         TokenConfig {
-            access_secret: SecretString::from("a".repeat(32)),
-            refresh_secret: SecretString::from("r".repeat(32)),
+            access_secret: Some(SecretString::from("a".repeat(32))),
+            refresh_secret: Some(SecretString::from("r".repeat(32))),
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(864_000),
             session_max_age: Duration::from_secs(2_592_000),
@@ -349,7 +388,7 @@ mod tests {
     fn an_access_token_is_never_accepted_as_a_refresh_token() {
         let keys = TokenKeys::new(&TokenConfig {
             // Even with equal secrets (refused by config, but defence in depth) typ tells them apart.
-            refresh_secret: SecretString::from("a".repeat(32)),
+            refresh_secret: Some(SecretString::from("a".repeat(32))),
             ..cfg()
         });
         let now = now_secs();
@@ -423,7 +462,7 @@ mod tests {
         .expect("sign");
         assert!(keys.verify_refresh(&hs384).is_err(), "HS384 is not HS256");
         let wrong_secret = TokenKeys::new(&TokenConfig {
-            refresh_secret: SecretString::from("z".repeat(32)),
+            refresh_secret: Some(SecretString::from("z".repeat(32))),
             ..cfg()
         });
         assert!(

@@ -103,36 +103,93 @@ fn a_minimal_config_gets_every_default() {
     assert_eq!(config.mongodb.server_selection_timeout, secs(2));
     assert_eq!(config.mongodb.connect_timeout, secs(2));
 
-    assert_eq!(config.tokens.access_secret.expose_secret(), ACCESS_SECRET);
-    assert_eq!(config.tokens.refresh_secret.expose_secret(), REFRESH_SECRET);
+    assert_eq!(
+        config
+            .tokens
+            .access_secret
+            .as_ref()
+            .expect("secret")
+            .expose_secret(),
+        ACCESS_SECRET
+    );
+    assert_eq!(
+        config
+            .tokens
+            .refresh_secret
+            .as_ref()
+            .expect("secret")
+            .expose_secret(),
+        REFRESH_SECRET
+    );
     assert_eq!(config.tokens.access_ttl, secs(15 * 60));
     assert_eq!(config.tokens.refresh_ttl, secs(10 * 86_400));
     assert_eq!(config.tokens.session_max_age, secs(30 * 86_400));
     assert_eq!(config.tokens.reuse_grace, secs(10));
     assert_eq!(config.tokens.leeway, secs(2));
 
-    assert_eq!(config.cloudinary.cloud_name, "demo-cloud");
-    assert_eq!(config.cloudinary.api_key, "123456789012345");
     assert_eq!(
-        config.cloudinary.api_secret.expose_secret(),
+        config.cloudinary.as_ref().expect("images").cloud_name,
+        "demo-cloud"
+    );
+    assert_eq!(
+        config.cloudinary.as_ref().expect("images").api_key,
+        "123456789012345"
+    );
+    assert_eq!(
+        config
+            .cloudinary
+            .as_ref()
+            .expect("images")
+            .api_secret
+            .expose_secret(),
         CLOUDINARY_SECRET
     );
     assert_eq!(
-        config.cloudinary.api_base.as_str(),
+        config
+            .cloudinary
+            .as_ref()
+            .expect("images")
+            .api_base
+            .as_str(),
         "https://api.cloudinary.com/"
     );
-    assert_eq!(config.cloudinary.folder, "videotube/users");
     assert_eq!(
-        config.cloudinary.signature_algorithm,
+        config.cloudinary.as_ref().expect("images").folder,
+        "videotube/users"
+    );
+    assert_eq!(
+        config
+            .cloudinary
+            .as_ref()
+            .expect("images")
+            .signature_algorithm,
         SignatureAlgorithm::Sha1
     );
-    assert_eq!(config.cloudinary.connect_timeout, secs(3));
-    assert_eq!(config.cloudinary.timeout, secs(10));
+    assert_eq!(
+        config.cloudinary.as_ref().expect("images").connect_timeout,
+        secs(3)
+    );
+    assert_eq!(
+        config.cloudinary.as_ref().expect("images").timeout,
+        secs(10)
+    );
 
-    assert_eq!(config.upload.tmp_dir, PathBuf::from("/tmp"));
-    assert_eq!(config.upload.max_file_bytes, 2_097_152);
-    assert_eq!(config.upload.max_body_bytes, 4_718_592);
-    assert_eq!(config.upload.max_field_bytes, 1_024);
+    assert_eq!(
+        config.upload.as_ref().expect("images").tmp_dir,
+        PathBuf::from("/tmp")
+    );
+    assert_eq!(
+        config.upload.as_ref().expect("images").max_file_bytes,
+        2_097_152
+    );
+    assert_eq!(
+        config.upload.as_ref().expect("images").max_body_bytes,
+        4_718_592
+    );
+    assert_eq!(
+        config.upload.as_ref().expect("images").max_field_bytes,
+        1_024
+    );
 
     assert!(config.cookies.secure);
     assert_eq!(config.cookies.same_site, None);
@@ -175,21 +232,53 @@ fn every_optional_variable_can_be_overridden() {
     assert_eq!(config.tokens.reuse_grace, secs(30));
     assert_eq!(config.tokens.leeway, Duration::ZERO);
     assert_eq!(
-        config.cloudinary.api_base.as_str(),
+        config
+            .cloudinary
+            .as_ref()
+            .expect("images")
+            .api_base
+            .as_str(),
         "http://127.0.0.1:9100/"
     );
-    assert_eq!(config.cloudinary.folder, "videotube/test-7");
     assert_eq!(
-        config.cloudinary.signature_algorithm,
+        config.cloudinary.as_ref().expect("images").folder,
+        "videotube/test-7"
+    );
+    assert_eq!(
+        config
+            .cloudinary
+            .as_ref()
+            .expect("images")
+            .signature_algorithm,
         SignatureAlgorithm::Sha256
     );
-    assert_eq!(config.cloudinary.signature_algorithm.as_str(), "sha256");
-    assert_eq!(config.cloudinary.connect_timeout, secs(1));
-    assert_eq!(config.cloudinary.timeout, secs(2));
-    assert_eq!(config.upload.tmp_dir, PathBuf::from("/var/tmp/staging"));
-    assert_eq!(config.upload.max_file_bytes, 1_048_576);
-    assert_eq!(config.upload.max_body_bytes, 3_145_728);
-    assert_eq!(config.upload.max_field_bytes, 512);
+    assert_eq!(
+        config
+            .cloudinary
+            .as_ref()
+            .expect("images")
+            .signature_algorithm
+            .as_str(),
+        "sha256"
+    );
+    assert_eq!(
+        config.cloudinary.as_ref().expect("images").connect_timeout,
+        secs(1)
+    );
+    assert_eq!(config.cloudinary.as_ref().expect("images").timeout, secs(2));
+    assert_eq!(
+        config.upload.as_ref().expect("images").tmp_dir,
+        PathBuf::from("/var/tmp/staging")
+    );
+    assert_eq!(
+        config.upload.as_ref().expect("images").max_file_bytes,
+        1_048_576
+    );
+    assert_eq!(
+        config.upload.as_ref().expect("images").max_body_bytes,
+        3_145_728
+    );
+    assert_eq!(config.upload.as_ref().expect("images").max_field_bytes, 512);
     assert!(!config.cookies.secure);
     assert_eq!(config.cookies.same_site, Some(SameSite::Lax));
     assert_eq!(config.cookies.refresh_same_site(), SameSite::Lax);
@@ -206,7 +295,10 @@ fn blank_optional_variables_take_their_defaults() {
     assert_eq!(config.mongodb.database, "videotube");
     assert_eq!(config.tokens.access_ttl, secs(900));
     assert_eq!(config.cookies.same_site, None);
-    assert_eq!(config.upload.max_file_bytes, 2_097_152);
+    assert_eq!(
+        config.upload.as_ref().expect("images").max_file_bytes,
+        2_097_152
+    );
 }
 
 #[test]
@@ -578,10 +670,21 @@ fn the_three_separate_cloudinary_variables_work_instead_of_the_url() {
     vars.insert("CLOUDINARY_API_KEY".into(), "987654".into());
     vars.insert("CLOUDINARY_API_SECRET".into(), CLOUDINARY_SECRET.into());
     let config = load(&vars);
-    assert_eq!(config.cloudinary.cloud_name, "other-cloud");
-    assert_eq!(config.cloudinary.api_key, "987654");
     assert_eq!(
-        config.cloudinary.api_secret.expose_secret(),
+        config.cloudinary.as_ref().expect("images").cloud_name,
+        "other-cloud"
+    );
+    assert_eq!(
+        config.cloudinary.as_ref().expect("images").api_key,
+        "987654"
+    );
+    assert_eq!(
+        config
+            .cloudinary
+            .as_ref()
+            .expect("images")
+            .api_secret
+            .expose_secret(),
         CLOUDINARY_SECRET
     );
 }
@@ -621,7 +724,10 @@ fn both_cloudinary_forms_are_accepted_when_they_agree() {
         ("CLOUDINARY_API_KEY", "123456789012345"),
         ("CLOUDINARY_API_SECRET", CLOUDINARY_SECRET),
     ]));
-    assert_eq!(config.cloudinary.cloud_name, "demo-cloud");
+    assert_eq!(
+        config.cloudinary.as_ref().expect("images").cloud_name,
+        "demo-cloud"
+    );
 }
 
 #[test]
@@ -650,7 +756,15 @@ fn the_cloudinary_api_base_must_be_https_unless_on_loopback() {
         "http://[::1]:9100",
     ] {
         let config = load(&with(&[("CLOUDINARY_API_BASE", ok)]));
-        assert!(config.cloudinary.api_base.path().ends_with('/'));
+        assert!(
+            config
+                .cloudinary
+                .as_ref()
+                .expect("images")
+                .api_base
+                .path()
+                .ends_with('/')
+        );
     }
     for bad in [
         "http://api.cloudinary.com",
@@ -685,7 +799,10 @@ fn the_cloudinary_folder_is_restricted() {
 fn the_signature_algorithm_is_sha1_or_sha256() {
     let sha1 = load(&with(&[("CLOUDINARY_SIGNATURE_ALGORITHM", "sha1")]));
     assert_eq!(
-        sha1.cloudinary.signature_algorithm,
+        sha1.cloudinary
+            .as_ref()
+            .expect("images")
+            .signature_algorithm,
         SignatureAlgorithm::Sha1
     );
     reject_only(
@@ -701,9 +818,18 @@ fn sizes_accept_byte_counts_and_binary_suffixes() {
         ("UPLOAD_MAX_BODY_BYTES", "4.5MiB"),
         ("UPLOAD_MAX_FIELD_BYTES", "2 KiB"),
     ]));
-    assert_eq!(config.upload.max_file_bytes, 1_048_576);
-    assert_eq!(config.upload.max_body_bytes, 4_718_592);
-    assert_eq!(config.upload.max_field_bytes, 2_048);
+    assert_eq!(
+        config.upload.as_ref().expect("images").max_file_bytes,
+        1_048_576
+    );
+    assert_eq!(
+        config.upload.as_ref().expect("images").max_body_bytes,
+        4_718_592
+    );
+    assert_eq!(
+        config.upload.as_ref().expect("images").max_field_bytes,
+        2_048
+    );
 }
 
 #[test]
@@ -874,12 +1000,20 @@ async fn load_from_validates_exactly_like_from_vars() {
 async fn load_reads_the_process_environment() {
     const TEST_NAME: &str = "load_reads_the_process_environment";
     if let Ok(expectation) = std::env::var("CONFIG_RULES_CHILD") {
-        let result = Config::load().await;
+        let result = Config::load(shared::Needs::ALL).await;
         match expectation.as_str() {
             "valid" => {
                 let config = result.unwrap_or_else(|e| panic!("{e}"));
                 assert_eq!(config.mongodb.database, "from_the_environment");
-                assert_eq!(config.tokens.access_secret.expose_secret(), ACCESS_SECRET);
+                assert_eq!(
+                    config
+                        .tokens
+                        .access_secret
+                        .as_ref()
+                        .expect("secret")
+                        .expose_secret(),
+                    ACCESS_SECRET
+                );
             }
             "non-utf8" => {
                 let error = result.expect_err("a non-UTF-8 value is a problem");
@@ -916,5 +1050,78 @@ async fn load_reads_the_process_environment() {
             "child ({expectation}) failed:\n{stdout}\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+}
+
+mod per_function {
+    use super::*;
+    use shared::Needs;
+
+    #[test]
+    fn an_account_function_needs_neither_the_refresh_secret_nor_cloudinary() {
+        let vars = without(&["REFRESH_TOKEN_SECRET", "CLOUDINARY_URL"]);
+        let config = Config::from_vars_for(&vars, Needs::ACCOUNT).expect("valid for ACCOUNT");
+        assert!(config.tokens.access_secret.is_some());
+        assert!(config.tokens.refresh_secret.is_none());
+        assert!(config.cloudinary.is_none() && config.upload.is_none());
+        // The same variables are not enough for a function that signs sessions in.
+        let error = Config::from_vars_for(&vars, Needs::SESSIONS).expect_err("needs refresh");
+        assert!(error.mentions("REFRESH_TOKEN_SECRET"));
+        assert!(!error.mentions("CLOUDINARY_URL"), "{error}");
+    }
+
+    #[test]
+    fn what_a_function_does_not_use_is_not_read_even_when_set_badly() {
+        let vars = with(&[
+            ("CLOUDINARY_URL", "not a url"),
+            ("UPLOAD_MAX_FILE_BYTES", "lots"),
+            ("REFRESH_TOKEN_SECRET", "short"),
+        ]);
+        Config::from_vars_for(&vars, Needs::ACCOUNT).expect("unused variables are ignored");
+        let error = Config::from_vars_for(&vars, Needs::IMAGES).expect_err("images read them");
+        assert!(error.mentions("CLOUDINARY_URL") && error.mentions("UPLOAD_MAX_FILE_BYTES"));
+        assert!(!error.mentions("REFRESH_TOKEN_SECRET"), "{error}");
+    }
+
+    #[test]
+    fn register_signs_nobody_in_so_needs_no_token_secret() {
+        let vars = without(&["ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET"]);
+        let config = Config::from_vars_for(&vars, Needs::REGISTER).expect("valid for REGISTER");
+        assert!(config.tokens.access_secret.is_none() && config.cloudinary.is_some());
+        let keys = shared::tokens::TokenKeys::new(&config.tokens);
+        assert!(matches!(
+            keys.verify_access("a.b.c"),
+            Err(shared::tokens::TokenError::NotConfigured(
+                "ACCESS_TOKEN_SECRET"
+            ))
+        ));
+    }
+
+    #[test]
+    fn equal_secrets_are_refused_only_where_both_are_read() {
+        let vars = with(&[("REFRESH_TOKEN_SECRET", ACCESS_SECRET)]);
+        Config::from_vars_for(&vars, Needs::ACCOUNT).expect("refresh secret not read");
+        assert!(
+            Config::from_vars_for(&vars, Needs::SESSIONS)
+                .expect_err("equal")
+                .mentions("REFRESH_TOKEN_SECRET")
+        );
+    }
+
+    #[test]
+    fn the_environment_snapshot_skips_what_a_function_does_not_read() {
+        assert!(!Needs::ACCOUNT.reads("CLOUDINARY_URL"));
+        assert!(!Needs::ACCOUNT.reads("UPLOAD_TMP_DIR"));
+        assert!(!Needs::ACCOUNT.reads("REFRESH_TOKEN_SECRET"));
+        assert!(Needs::ACCOUNT.reads("ACCESS_TOKEN_SECRET"));
+        assert!(!Needs::REGISTER.reads("ACCESS_TOKEN_SECRET"));
+        for v in VARIABLES {
+            assert!(Needs::ALL.reads(v.name), "{}", v.name);
+            assert!(
+                Needs::SESSIONS.reads(v.name)
+                    || v.name.starts_with("CLOUDINARY_")
+                    || v.name.starts_with("UPLOAD_")
+            );
+        }
     }
 }

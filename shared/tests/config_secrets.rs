@@ -338,17 +338,38 @@ async fn load_from_resolves_every_reference_kind_and_validates_the_result() {
     );
     assert_eq!(config.mongodb.database, "videotube_e2e");
     assert_eq!(
-        config.tokens.access_secret.expose_secret(),
+        config
+            .tokens
+            .access_secret
+            .as_ref()
+            .expect("secret")
+            .expose_secret(),
         "e2e-access-secret-0123456789abcdefghij"
     );
     assert_eq!(
-        config.tokens.refresh_secret.expose_secret(),
+        config
+            .tokens
+            .refresh_secret
+            .as_ref()
+            .expect("secret")
+            .expose_secret(),
         "e2e-refresh-secret-0123456789abcdefghi"
     );
-    assert_eq!(config.cloudinary.cloud_name, "e2e-cloud");
-    assert_eq!(config.cloudinary.api_key, "123456789012345");
     assert_eq!(
-        config.cloudinary.api_secret.expose_secret(),
+        config.cloudinary.as_ref().expect("images").cloud_name,
+        "e2e-cloud"
+    );
+    assert_eq!(
+        config.cloudinary.as_ref().expect("images").api_key,
+        "123456789012345"
+    );
+    assert_eq!(
+        config
+            .cloudinary
+            .as_ref()
+            .expect("images")
+            .api_secret
+            .expose_secret(),
         "E2eCloudinarySecret"
     );
     let debug = format!("{config:?}");

@@ -96,13 +96,13 @@ proptest! {
         let whole = format!("{n}{name}");
         let c = Config::from_vars(&vars(&[("UPLOAD_MAX_BODY_BYTES", &whole), ("UPLOAD_MAX_FILE_BYTES", "1B"), ("UPLOAD_MAX_FIELD_BYTES", "1B")]))
             .expect("a whole size loads");
-        prop_assert_eq!(c.upload.max_body_bytes, n * multiplier);
+        prop_assert_eq!(c.upload.as_ref().expect("images").max_body_bytes, n * multiplier);
         // A fraction is fine with a suffix when it comes to whole bytes, refused otherwise.
         let fractional = format!("{n}.{tenths}{name}");
         let loaded = Config::from_vars(&vars(&[("UPLOAD_MAX_BODY_BYTES", &fractional), ("UPLOAD_MAX_FILE_BYTES", "1B"), ("UPLOAD_MAX_FIELD_BYTES", "1B")]));
         let exact = (n * 10 + tenths) * multiplier;
         match loaded {
-            Ok(c) => prop_assert!(!name.is_empty() && exact % 10 == 0 && c.upload.max_body_bytes == exact / 10),
+            Ok(c) => prop_assert!(!name.is_empty() && exact % 10 == 0 && c.upload.as_ref().expect("images").max_body_bytes == exact / 10),
             Err(e) => prop_assert!(e.mentions("UPLOAD_MAX_BODY_BYTES") && (name.is_empty() || exact % 10 != 0)),
         }
     }

@@ -693,7 +693,7 @@ pub async fn breakdown(
 /// memory with a plain pooled reqwest client: what any client must send and wait for, with none
 /// of the handler's staging.
 async fn upload(app: &App, http: &reqwest::Client, bytes: Bytes) -> Result<ImageRef, String> {
-    let c = &app.media.cloudinary;
+    let c = &app.media().map_err(|e| e.to_string())?.cloudinary;
     let id = hex::encode(rand::random::<[u8; 16]>());
     let timestamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -37,7 +37,9 @@ pub async fn phases() -> Result<(), String> {
         out.push((step, t.elapsed().as_secs_f64() * 1e3));
         t = Instant::now();
     };
-    let config = Config::load().await.map_err(|e| e.to_string())?;
+    let config = Config::load(shared::Needs::ALL)
+        .await
+        .map_err(|e| e.to_string())?;
     lap(&mut out, "Config::load (environment, validation)");
     let app = App::new(config).await.map_err(|e| e.to_string())?;
     lap(&mut out, "App::new (clients, keys)");

@@ -269,31 +269,63 @@ mod tests {
         }
     }
 
+    /// The Node version's nine users routes, each with its one method, and nothing else; the
+    /// same list as the `cargo lambda watch` router in the workspace Cargo.toml.
+    const ROUTES: &[(&str, &str)] = &[
+        ("/api/v1/users/register", "post"),
+        ("/api/v1/users/login", "post"),
+        ("/api/v1/users/refresh-token", "post"),
+        ("/api/v1/users/logout", "post"),
+        ("/api/v1/users/current-user", "get"),
+        ("/api/v1/users/change-password", "post"),
+        ("/api/v1/users/update-account", "patch"),
+        ("/api/v1/users/avatar", "patch"),
+        ("/api/v1/users/cover-image", "patch"),
+    ];
+
     #[test]
-    fn the_routes_are_the_three_post_routes_and_nothing_else() {
+    fn the_routes_are_the_nine_users_routes_and_nothing_else() {
         let spec = Spec::load();
-        let paths: Vec<&String> = spec.document()["paths"]
-            .as_object()
-            .expect("paths")
-            .keys()
+        let paths = spec.document()["paths"].as_object().expect("paths");
+        let documented: Vec<(&str, String)> = paths
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .expect("path item")
+                    .keys()
+                    .filter(|k| *k != "parameters")
+                    .map(move |m| (path.as_str(), m.clone()))
+            })
             .collect();
-        assert_eq!(
-            paths,
-            [
-                "/api/v1/users/register",
-                "/api/v1/users/login",
-                "/api/v1/users/refresh-token"
-            ]
-        );
-        for path in paths {
-            let methods: Vec<&String> = spec.document()["paths"][path]
-                .as_object()
-                .expect("path item")
-                .keys()
-                .filter(|k| *k != "parameters")
-                .collect();
-            assert_eq!(methods, ["post"], "{path}");
-        }
+        let expected: Vec<(&str, String)> =
+            ROUTES.iter().map(|(p, m)| (*p, (*m).to_owned())).collect();
+        assert_eq!(documented, expected);
+    }
+
+    #[test]
+    fn the_local_router_serves_exactly_the_documented_routes() {
+        let manifest =
+            std::fs::read_to_string(workspace_root().join("Cargo.toml")).expect("read Cargo.toml");
+        let router = manifest
+            .split("[workspace.metadata.lambda.watch.router]")
+            .nth(1)
+            .expect("a watch router table");
+        let entries: Vec<(String, String)> = router
+            .lines()
+            .filter_map(|line| {
+                let (path, rest) = line.split_once(" = ")?;
+                let method = rest.split("method = \"").nth(1)?.split('"').next()?;
+                Some((
+                    path.trim_matches('"').to_owned(),
+                    method.to_ascii_lowercase(),
+                ))
+            })
+            .collect();
+        let expected: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(p, m)| ((*p).to_owned(), (*m).to_owned()))
+            .collect();
+        assert_eq!(entries, expected);
     }
 
     #[test]

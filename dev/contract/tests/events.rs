@@ -18,6 +18,9 @@ enum Setup {
     /// The file carries the placeholder `REFRESH_TOKEN`; it is replaced by the refresh token of
     /// a real login of the demo user, as a developer would do before `cargo lambda invoke`.
     RealRefreshToken,
+    /// The file carries the placeholder `ACCESS_TOKEN` (in its `cookies` or `Authorization`);
+    /// it is replaced by the access token of a real login of the demo user.
+    RealAccessToken,
 }
 
 use Setup::*;
@@ -39,25 +42,56 @@ const EXPECTED: &[(&str, u16, Setup)] = &[
     ("refresh-operator-injection.json", 400, DemoUser),
     ("register.json", 201, DemoUser),
     ("register-not-multipart.json", 415, DemoUser),
+    ("logout.json", 200, RealAccessToken),
+    ("logout-all-devices.json", 200, RealAccessToken),
+    ("logout-bad-body.json", 400, RealAccessToken),
+    ("logout-no-token.json", 401, DemoUser),
+    ("current-user.json", 200, RealAccessToken),
+    ("current-user-no-token.json", 401, DemoUser),
+    ("current-user-forged-token.json", 401, DemoUser),
+    ("change-password.json", 200, RealAccessToken),
+    ("change-password-form.json", 200, RealAccessToken),
+    ("change-password-missing-fields.json", 400, RealAccessToken),
+    ("change-password-no-token.json", 401, DemoUser),
+    ("update-account.json", 200, RealAccessToken),
+    ("update-account-form.json", 200, RealAccessToken),
+    (
+        "update-account-operator-injection.json",
+        400,
+        RealAccessToken,
+    ),
+    ("update-account-no-token.json", 401, DemoUser),
+    ("avatar.json", 200, RealAccessToken),
+    ("avatar-not-multipart.json", 415, RealAccessToken),
+    ("cover-image.json", 200, RealAccessToken),
+    ("cover-image-no-token.json", 401, DemoUser),
 ];
 
 const REFRESH_PLACEHOLDER: &str = "REFRESH_TOKEN";
+const ACCESS_PLACEHOLDER: &str = "ACCESS_TOKEN";
 
 async fn dispatch(t: &TestApp, route_key: &str, req: Request) -> Response<Body> {
     match route_key {
         register::ROUTE => register::handle(t.app, req).await,
         login::ROUTE => login::handle(t.app, req).await,
         refresh::ROUTE => refresh::handle(t.app, req).await,
+        logout::ROUTE => logout::handle(t.app, req).await,
+        current_user::ROUTE => current_user::handle(t.app, req).await,
+        change_password::ROUTE => change_password::handle(t.app, req).await,
+        update_account::ROUTE => update_account::handle(t.app, req).await,
+        avatar::ROUTE => avatar::handle(t.app, req).await,
+        cover_image::ROUTE => cover_image::handle(t.app, req).await,
         other => panic!("no handler for routeKey {other:?}"),
     }
 }
 
-async fn demo_refresh_token(t: &TestApp) -> String {
+/// `"refreshToken"` or `"accessToken"` from a real login of the demo user.
+async fn demo_token(t: &TestApp, kind: &str) -> String {
     let body = json!({"username": "videotube_demo", "password": PASSWORD});
     let resp = login::handle(t.app, post_json("/api/v1/users/login", &body)).await;
-    envelope(&resp, 200)["data"]["refreshToken"]
+    envelope(&resp, 200)["data"][kind]
         .as_str()
-        .expect("refresh token")
+        .expect("token")
         .to_owned()
 }
 
@@ -119,16 +153,22 @@ async fn every_event_file_replays_with_its_expected_status() {
         let t = TestApp::spawn().await;
         t.seed_user("videotube_demo", "demo@example.com").await;
         let mut text = contract::event_text(&file);
-        if let RealRefreshToken = setup {
+        let placeholder = match setup {
+            DemoUser => None,
+            RealRefreshToken => Some((REFRESH_PLACEHOLDER, "refreshToken")),
+            RealAccessToken => Some((ACCESS_PLACEHOLDER, "accessToken")),
+        };
+        if let Some((placeholder, kind)) = placeholder {
             assert!(
-                text.contains(REFRESH_PLACEHOLDER),
-                "{file}: expected the {REFRESH_PLACEHOLDER} placeholder"
+                text.contains(placeholder),
+                "{file}: expected the {placeholder} placeholder"
             );
-            text = text.replace(REFRESH_PLACEHOLDER, &demo_refresh_token(&t).await);
+            text = text.replace(placeholder, &demo_token(&t, kind).await);
         }
         let event: Value = serde_json::from_str(&text).expect("JSON");
         let route_key = event["routeKey"].as_str().expect("routeKey").to_owned();
-        let path = route_key.split_once(' ').map(|(_, p)| p).expect("path");
+        let (method, path) = route_key.split_once(' ').expect("METHOD /path");
+        let method = method.to_ascii_lowercase();
         let req = shared::http::request_from_event(&text)
             .unwrap_or_else(|e| panic!("{file}: not an API Gateway v2 event: {e}"));
         let resp = dispatch(&t, &route_key, req).await;
@@ -141,7 +181,7 @@ async fn every_event_file_replays_with_its_expected_status() {
             continue;
         }
         envelope(&resp, status);
-        if let Err(problems) = spec.check(path, "post", &resp) {
+        if let Err(problems) = spec.check(path, &method, &resp) {
             failures.push(format!(
                 "{file}: the answer does not match openapi/openapi.yaml: {problems:?}"
             ));

@@ -26,14 +26,21 @@ const REFRESH: &str = "/api/v1/users/refresh-token";
 struct Route {
     spec: Spec,
     path: &'static str,
+    /// Lowercase, as the document's path items name it.
+    method: &'static str,
     seen: BTreeSet<u16>,
 }
 
 impl Route {
     fn new(path: &'static str) -> Self {
+        Self::with_method("post", path)
+    }
+
+    fn with_method(method: &'static str, path: &'static str) -> Self {
         Self {
             spec: Spec::load(),
             path,
+            method,
             seen: BTreeSet::new(),
         }
     }
@@ -48,10 +55,11 @@ impl Route {
             contract::body_text(resp)
         );
         self.seen.insert(got);
-        match self.spec.check(self.path, "post", resp) {
+        match self.spec.check(self.path, self.method, resp) {
             Ok(body) => body,
             Err(problems) => panic!(
-                "{what}: the {status} answer of POST {} does not match openapi/openapi.yaml:\n  {}",
+                "{what}: the {status} answer of {} {} does not match openapi/openapi.yaml:\n  {}",
+                self.method,
                 self.path,
                 problems.join("\n  ")
             ),
@@ -62,20 +70,22 @@ impl Route {
     fn finish(&self, wanted: &[u16]) {
         let documented: BTreeSet<u16> = self
             .spec
-            .documented_statuses(self.path, "post")
+            .documented_statuses(self.path, self.method)
             .expect("documented statuses")
             .into_iter()
             .collect();
         let undocumented: Vec<&u16> = self.seen.difference(&documented).collect();
         assert!(
             undocumented.is_empty(),
-            "POST {} returned undocumented statuses {undocumented:?}",
+            "{} {} returned undocumented statuses {undocumented:?}",
+            self.method,
             self.path
         );
         let missed: Vec<&u16> = wanted.iter().filter(|s| !self.seen.contains(s)).collect();
         assert!(
             missed.is_empty(),
-            "POST {}: the test meant to exercise {missed:?} but never saw them (saw {:?})",
+            "{} {}: the test meant to exercise {missed:?} but never saw them (saw {:?})",
+            self.method,
             self.path,
             self.seen
         );
@@ -422,4 +432,244 @@ async fn answers_while_the_database_is_down_match_the_openapi_document() {
     .await;
     register_route.conforms("register, database down", &resp, 503);
     register_route.finish(&[503]);
+}
+
+const LOGOUT: &str = "/api/v1/users/logout";
+const CURRENT_USER: &str = "/api/v1/users/current-user";
+const CHANGE_PASSWORD: &str = "/api/v1/users/change-password";
+const UPDATE_ACCOUNT: &str = "/api/v1/users/update-account";
+const AVATAR: &str = "/api/v1/users/avatar";
+const COVER_IMAGE: &str = "/api/v1/users/cover-image";
+
+fn json_request(method: &str, path: &str, body: &Value) -> Request {
+    testkit::request(
+        method,
+        path,
+        Some("application/json"),
+        Body::Text(body.to_string()),
+    )
+}
+
+#[tokio::test]
+async fn current_user_answers_match_the_openapi_document() {
+    let t = TestApp::spawn().await;
+    let user = t.seed_user("cuser", "cuser@example.com").await;
+    let session = t.sign_in(&user).await;
+    let mut r = Route::with_method("get", CURRENT_USER);
+    let resp = current_user::handle(t.app, session.cookie(get(CURRENT_USER))).await;
+    let body = r.conforms("with the cookie", &resp, 200);
+    assert_eq!(body["data"]["username"], "cuser");
+    let resp = current_user::handle(t.app, session.bearer(get(CURRENT_USER))).await;
+    r.conforms("with a Bearer header", &resp, 200);
+    let resp = current_user::handle(t.app, get(CURRENT_USER)).await;
+    let body = r.conforms("no token", &resp, 401);
+    assert_eq!(body["message"], "Unauthorized request");
+    let resp = current_user::handle(
+        t.app,
+        with_cookie(get(CURRENT_USER), "accessToken", &session.refresh_token),
+    )
+    .await;
+    let body = r.conforms("a refresh token as the access token", &resp, 401);
+    assert_eq!(body["message"], "Invalid access token");
+    let resp = current_user::handle(t.app, session.cookie(post(CURRENT_USER, None, ""))).await;
+    r.conforms("POST", &resp, 405);
+    assert_eq!(resp.headers()["allow"], "GET");
+    r.finish(&[200, 401, 405]);
+}
+
+#[tokio::test]
+async fn logout_answers_match_the_openapi_document() {
+    let t = TestApp::spawn().await;
+    let user = t.seed_user("louis", "louis@example.com").await;
+    let mut r = Route::new(LOGOUT);
+    let session = t.sign_in(&user).await;
+    let resp = logout::handle(t.app, session.cookie(post(LOGOUT, None, ""))).await;
+    let body = r.conforms("this device", &resp, 200);
+    assert_eq!(body["message"], "User logged Out");
+    let cleared = set_cookies(&resp);
+    for name in ["accessToken", "refreshToken"] {
+        let c = cleared
+            .iter()
+            .find(|c| c.name() == name)
+            .unwrap_or_else(|| panic!("{name} cleared"));
+        assert_eq!(c.value(), "");
+        assert_eq!(c.max_age(), Some(cookie::time::Duration::ZERO));
+    }
+    let other = t.sign_in(&user).await;
+    let resp = logout::handle(
+        t.app,
+        other.bearer(json_request("POST", LOGOUT, &json!({"allDevices": true}))),
+    )
+    .await;
+    r.conforms("every device", &resp, 200);
+    let resp = logout::handle(
+        t.app,
+        other.bearer(json_request(
+            "POST",
+            LOGOUT,
+            &json!({"allDevices": {"$ne": 1}}),
+        )),
+    )
+    .await;
+    r.conforms("an operator object", &resp, 400);
+    let resp = logout::handle(t.app, post(LOGOUT, None, "")).await;
+    r.conforms("no token", &resp, 401);
+    let resp = logout::handle(t.app, other.cookie(get(LOGOUT))).await;
+    r.conforms("GET", &resp, 405);
+    r.finish(&[200, 400, 401, 405]);
+}
+
+#[tokio::test]
+async fn change_password_answers_match_the_openapi_document() {
+    let t = TestApp::spawn().await;
+    let user = t.seed_user("chad", "chad@example.com").await;
+    let session = t.sign_in(&user).await;
+    let mut r = Route::new(CHANGE_PASSWORD);
+    let resp = change_password::handle(
+        t.app,
+        session.cookie(post_json(
+            CHANGE_PASSWORD,
+            &json!({"oldPassword": "not the password", "newPassword": "a brand new passphrase"}),
+        )),
+    )
+    .await;
+    let body = r.conforms("wrong old password", &resp, 400);
+    assert_eq!(body["errors"][0]["field"], "oldPassword");
+    let resp = change_password::handle(
+        t.app,
+        session.cookie(post_json(
+            CHANGE_PASSWORD,
+            &json!({"oldPassword": PASSWORD, "newPassword": "a brand new passphrase"}),
+        )),
+    )
+    .await;
+    let body = r.conforms("changed", &resp, 200);
+    assert_eq!(body["message"], "Password changed successfully");
+    let resp = change_password::handle(
+        t.app,
+        post_json(
+            CHANGE_PASSWORD,
+            &json!({"oldPassword": PASSWORD, "newPassword": "x"}),
+        ),
+    )
+    .await;
+    r.conforms("no token", &resp, 401);
+    let resp = change_password::handle(
+        t.app,
+        session.cookie(post(CHANGE_PASSWORD, Some("text/plain"), "hello")),
+    )
+    .await;
+    r.conforms("text/plain", &resp, 415);
+    r.finish(&[200, 400, 401, 415]);
+}
+
+#[tokio::test]
+async fn update_account_answers_match_the_openapi_document() {
+    let t = TestApp::spawn().await;
+    let user = t.seed_user("ursula", "ursula@example.com").await;
+    t.seed_user("taken", "taken@example.com").await;
+    let session = t.sign_in(&user).await;
+    let mut r = Route::with_method("patch", UPDATE_ACCOUNT);
+    let resp = update_account::handle(
+        t.app,
+        session.cookie(json_request(
+            "PATCH",
+            UPDATE_ACCOUNT,
+            &json!({"fullName": "Ursula K", "email": "Ursula.K@Example.com"}),
+        )),
+    )
+    .await;
+    let body = r.conforms("updated", &resp, 200);
+    assert_eq!(body["data"]["email"], "ursula.k@example.com");
+    assert_eq!(body["message"], "Account details updated successfully");
+    assert!(
+        set_cookies(&resp).iter().any(|c| c.name() == "accessToken"),
+        "a fresh access cookie"
+    );
+    let resp = update_account::handle(
+        t.app,
+        session.cookie(json_request(
+            "PATCH",
+            UPDATE_ACCOUNT,
+            &json!({"email": "taken@example.com"}),
+        )),
+    )
+    .await;
+    r.conforms("a taken email", &resp, 409);
+    let resp = update_account::handle(
+        t.app,
+        session.cookie(json_request(
+            "PATCH",
+            UPDATE_ACCOUNT,
+            &json!({"email": "nope"}),
+        )),
+    )
+    .await;
+    r.conforms("an invalid email", &resp, 400);
+    let resp = update_account::handle(
+        t.app,
+        json_request("PATCH", UPDATE_ACCOUNT, &json!({"fullName": "X"})),
+    )
+    .await;
+    r.conforms("no token", &resp, 401);
+    let resp = update_account::handle(
+        t.app,
+        session.cookie(post_json(UPDATE_ACCOUNT, &json!({"fullName": "X"}))),
+    )
+    .await;
+    r.conforms("POST", &resp, 405);
+    r.finish(&[200, 400, 401, 405, 409]);
+}
+
+fn image_request(path: &str, field: &'static str, bytes: Vec<u8>) -> Request {
+    let body = multipart::body(&[Part::file(field, "image.png", "image/png", bytes)]);
+    testkit::request(
+        "PATCH",
+        path,
+        Some(&multipart::content_type()),
+        Body::Binary(body),
+    )
+}
+
+#[tokio::test]
+async fn image_replacement_answers_match_the_openapi_document() {
+    let t = TestApp::spawn().await;
+    let user = t.seed_user("imogen", "imogen@example.com").await;
+    let session = t.sign_in(&user).await;
+    for (path, field) in [(AVATAR, "avatar"), (COVER_IMAGE, "coverImage")] {
+        let handle = |req: Request| async {
+            if path == AVATAR {
+                avatar::handle(t.app, req).await
+            } else {
+                cover_image::handle(t.app, req).await
+            }
+        };
+        let mut r = Route::with_method("patch", path);
+        let resp =
+            handle(session.cookie(image_request(path, field, multipart::png(4, 4, 1)))).await;
+        r.conforms("replaced", &resp, 200);
+        let resp =
+            handle(session.cookie(image_request(path, field, b"not an image".to_vec()))).await;
+        r.conforms("not an image", &resp, 415);
+        let resp =
+            handle(session.cookie(image_request(path, "other", multipart::png(4, 4, 2)))).await;
+        r.conforms("the wrong field", &resp, 400);
+        let resp = handle(session.cookie(testkit::request(
+            "PATCH",
+            path,
+            Some("application/json"),
+            "{}",
+        )))
+        .await;
+        r.conforms("not multipart", &resp, 415);
+        let resp = handle(image_request(path, field, multipart::png(4, 4, 3))).await;
+        r.conforms("no token", &resp, 401);
+        t.set_fault(json!({"mode": "fail", "status": 500, "ops": ["upload"]}))
+            .await;
+        let resp =
+            handle(session.cookie(image_request(path, field, multipart::png(4, 4, 4)))).await;
+        r.conforms("Cloudinary failing", &resp, 502);
+        t.set_fault(json!({"mode": "none"})).await;
+        r.finish(&[200, 400, 401, 415, 502]);
+    }
 }

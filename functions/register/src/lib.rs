@@ -30,7 +30,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 #[tracing::instrument(name = "register", skip_all)]
 async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
-    let registration = form::read(req, &app.media).await?.validate()?;
+    let registration = form::read(req, app.media()?).await?.validate()?;
     let store = app.store().await?;
     let fallback = app.config.node.email_fallback;
     let taken = users::taken(store, &registration.username, &registration.email, fallback).await?;
@@ -56,7 +56,7 @@ async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
     let id = match inserted {
         Ok(id) => id,
         Err(e) => {
-            app.media
+            app.media()?
                 .discard_all([Some(&avatar), cover_image.as_ref()].into_iter().flatten())
                 .await;
             return Err(match e {
@@ -89,7 +89,7 @@ async fn upload_and_hash(
     app: &App,
     r: &Registration,
 ) -> Result<(ImageRef, Option<ImageRef>, String), ApiError> {
-    let media = &app.media;
+    let media = app.media()?;
     let cover = async {
         match &r.cover_image {
             Some(image) => media.upload(image).await.map(Some),

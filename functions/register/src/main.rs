@@ -1,5 +1,5 @@
 //! Lambda entry point for `POST /api/v1/users/register`.
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run(register::handle).await
+    shared::run(shared::Needs::REGISTER, register::handle).await
 }
