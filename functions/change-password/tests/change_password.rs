@@ -1,6 +1,8 @@
 //! change-password handler tests against the real database: the hash is replaced, this session
 //! stays and every other one ends (on our routes and for refresh), every bad input is one 400
 //! that changes nothing, Node-era accounts change theirs too, and concurrent changes race.
+#[path = "../../current-user/tests/common/logs.rs"]
+mod logs;
 #[path = "../../current-user/tests/common/refused.rs"]
 mod refused;
 
@@ -372,4 +374,41 @@ async fn other_methods_are_405() {
         405,
     );
     assert_eq!(snapshot(&t).await, before);
+}
+
+#[tokio::test]
+async fn no_password_hash_token_or_email_is_ever_logged() {
+    let t = TestApp::spawn().await;
+    let user = t.seed_user("quiet", "quiet.user@example.com").await;
+    let s = t.sign_in(&user).await;
+    let (log, _guard) = logs::Captured::start();
+    envelope(
+        &handle(t.app, s.cookie(change("not my password", NEW))).await,
+        400,
+    );
+    envelope(
+        &handle(t.app, s.cookie(change(PASSWORD, "short"))).await,
+        400,
+    );
+    envelope(
+        &handle(
+            t.app,
+            presenting(change(PASSWORD, NEW), Some(&s.refresh_token)),
+        )
+        .await,
+        401,
+    );
+    envelope(&handle(t.app, s.cookie(change(PASSWORD, NEW))).await, 200);
+    let signature = s.access_token.rsplit('.').next().expect("signature");
+    log.assert_free_of(&[
+        PASSWORD,
+        NEW,
+        "not my password",
+        "short",
+        "$argon2",
+        &s.access_token,
+        signature,
+        &s.refresh_token,
+        "quiet.user@example.com",
+    ]);
 }

@@ -1,6 +1,8 @@
 //! logout handler tests against the real database: this session or every session ends, both
 //! cookies are cleared with the attributes they were set with, a retry still succeeds, and
 //! nothing else is touched.
+#[path = "../../current-user/tests/common/logs.rs"]
+mod logs;
 #[path = "../../current-user/tests/common/refused.rs"]
 mod refused;
 
@@ -325,4 +327,31 @@ async fn other_methods_are_405() {
     let v: Value = envelope(&resp, 405);
     assert_eq!(v["success"], false);
     assert!(!is_revoked(&t, &s).await);
+}
+
+#[tokio::test]
+async fn no_token_or_email_is_ever_logged() {
+    let t = TestApp::spawn().await;
+    let user = t.seed_user("quiet", "quiet.user@example.com").await;
+    let (a, b) = (t.sign_in(&user).await, t.sign_in(&user).await);
+    let (log, _guard) = logs::Captured::start();
+    envelope(
+        &handle(t.app, presenting(bare(), Some(&a.refresh_token))).await,
+        401,
+    );
+    let bad = post_json(PATH, &json!({"allDevices": "quiet.user@example.com"}));
+    envelope(&handle(t.app, a.cookie(bad)).await, 400);
+    assert_logged_out(&handle(t.app, a.cookie(bare())).await);
+    assert_logged_out(
+        &handle(
+            t.app,
+            b.bearer(post_json(PATH, &json!({"allDevices": true}))),
+        )
+        .await,
+    );
+    let mut secrets = vec!["quiet.user@example.com"];
+    for s in [&a, &b] {
+        secrets.extend([s.access_token.as_str(), s.refresh_token.as_str()]);
+    }
+    log.assert_free_of(&secrets);
 }

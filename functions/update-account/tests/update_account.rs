@@ -2,6 +2,8 @@
 //! claims and this session's access cookie change together; a taken email (also a Node-era one
 //! in another case) is a 409; every bad input is a 400 that changes nothing; and two users racing
 //! for one free email get exactly one 200 and one 409.
+#[path = "../../current-user/tests/common/logs.rs"]
+mod logs;
 #[path = "../../current-user/tests/common/refused.rs"]
 mod refused;
 
@@ -564,4 +566,50 @@ async fn other_methods_are_405() {
         assert_eq!(resp.headers()["allow"], "PATCH");
     }
     assert_eq!(snapshot(&t).await, before);
+}
+
+#[tokio::test]
+async fn no_email_or_token_is_ever_logged() {
+    let t = TestApp::spawn().await;
+    let user = t.seed_user("quiet", "quiet.old@example.com").await;
+    t.seed_user("other", "quiet.taken@example.com").await;
+    let s = t.sign_in(&user).await;
+    let (log, _guard) = logs::Captured::start();
+    envelope(
+        &handle(
+            t.app,
+            s.cookie(patch(&json!({"email": "quiet.taken@example.com"}))),
+        )
+        .await,
+        409,
+    );
+    envelope(
+        &handle(t.app, s.cookie(patch(&json!({"email": "quiet.invalid@"})))).await,
+        400,
+    );
+    envelope(
+        &handle(
+            t.app,
+            presenting(patch(&json!({"fullName": "X"})), Some(&s.refresh_token)),
+        )
+        .await,
+        401,
+    );
+    let resp = handle(
+        t.app,
+        s.cookie(patch(&json!({"email": "quiet.new@example.com"}))),
+    )
+    .await;
+    envelope(&resp, 200);
+    let (token, _) = new_access(&t, &resp);
+    log.assert_free_of(&[
+        "quiet.old@",
+        "quiet.taken@",
+        "quiet.invalid@",
+        "quiet.new@",
+        &s.access_token,
+        &s.refresh_token,
+        &token,
+        token.rsplit('.').next().expect("signature"),
+    ]);
 }
