@@ -1888,6 +1888,16 @@ fn authenticated_routes(c: &mut Corpus, f: &Fixture, access_secret: &[u8]) {
             401,
         );
         for (what, token) in &tokens {
+            // Correctly signed tokens of ours whose session is gone, ended or not the user's:
+            // logout answers them 200 and clears the cookies (a retried logout never fails),
+            // changing nothing; its own tests hold it to that.
+            let signed_by_us = matches!(
+                *what,
+                "another user's id in both" | "sid unknown" | "the revoked session's"
+            );
+            if *route == "logout" && signed_by_us {
+                continue;
+            }
             let cookie = format!("accessToken={token}");
             c.raw(
                 route,

@@ -69,12 +69,15 @@ async fn logout(app: &App, req: Request) -> Result<Reply, ApiError> {
     let caller = auth::verify(app, &req)?;
     let scope = parse(&req)?;
     let store = app.store().await?;
+    // The session by `_id` (FerretDB scans for anything else), and only if it is this user's: a
+    // token whose `sid` names another user's session ends nothing.
+    let session = sessions::find(store, &caller.session_id, caller.user_id).await?;
+    let live = session.is_some_and(|s| s.is_live(mongodb::bson::DateTime::now()));
     match scope {
-        // A no-op for a session already revoked or gone.
-        Scope::ThisDevice => sessions::revoke(store, &caller.session_id).await?,
+        // Nothing to do for a session already revoked, ended or gone.
+        Scope::ThisDevice if live => sessions::revoke(store, &caller.session_id).await?,
+        Scope::ThisDevice => tracing::info!("logout of a session that had ended: nothing revoked"),
         Scope::AllDevices => {
-            let session = sessions::find(store, &caller.session_id, caller.user_id).await?;
-            let live = session.is_some_and(|s| s.is_live(mongodb::bson::DateTime::now()));
             if live {
                 let ended = sessions::revoke_all_of(store, caller.user_id, None).await?;
                 tracing::info!(user_id = %caller.user_id, ended, "signed out of every device");

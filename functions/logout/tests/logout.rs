@@ -355,3 +355,36 @@ async fn no_token_or_email_is_ever_logged() {
     }
     log.assert_free_of(&secrets);
 }
+
+/// Only a token signed with our secret can name a session that is not its user's; even then a
+/// logout (of this device or of every device) must end nothing of the other user.
+#[tokio::test]
+async fn a_token_whose_session_belongs_to_another_user_ends_nothing() {
+    let t = TestApp::spawn().await;
+    let mallory = t.seed_user("mallory", "mallory@example.com").await;
+    let victim = t.seed_user("victor", "victor@example.com").await;
+    let theirs = t.sign_in(&victim).await;
+    let now = shared::tokens::now_secs();
+    let forged = shared::tokens::AccessClaims {
+        id: mallory.id.to_hex(),
+        sub: mallory.id.to_hex(),
+        sid: theirs.session_id.clone(),
+        username: mallory.username.clone(),
+        email: mallory.email.clone(),
+        full_name: mallory.full_name.clone(),
+        iat: now,
+        exp: now + 60,
+        jti: shared::tokens::new_jti(),
+    };
+    let token = t.app.tokens.sign_access(&forged).expect("sign");
+    let before = snapshot(&t).await;
+    for body in [None, Some(json!({"allDevices": true}))] {
+        let req = match &body {
+            None => bare(),
+            Some(b) => post_json(PATH, b),
+        };
+        assert_logged_out(&handle(t.app, presenting(req, Some(&token))).await);
+        assert_eq!(snapshot(&t).await, before, "{body:?}");
+    }
+    assert!(!is_revoked(&t, &theirs).await, "the victim's session lives");
+}
