@@ -145,6 +145,19 @@ fn jwt(header: &Value, claims: &Value, alg: Algorithm, secret: &[u8]) -> String 
     format!("{message}.{signature}")
 }
 
+/// `claims` with `changes` applied: each key set to its value, or removed where it is null.
+fn changed(claims: &Value, changes: Value) -> Value {
+    let mut out = claims.clone();
+    for (k, v) in changes.as_object().expect("object") {
+        if v.is_null() {
+            out.as_object_mut().expect("object").remove(k);
+        } else {
+            out[k] = v.clone();
+        }
+    }
+    out
+}
+
 /// The claims of a token we were given (no verification: we only copy them into forgeries).
 fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT has a payload");
@@ -292,17 +305,7 @@ fn corpus(f: &Fixture) -> Vec<Case> {
     let rs = refresh_secret.as_bytes();
     let live = claims_of(&f.live);
     let rt = |alg: &str| json!({"alg": alg, "typ": "rt+jwt"});
-    let with = |changes: Value| {
-        let mut c = live.clone();
-        for (k, v) in changes.as_object().expect("object") {
-            if v.is_null() {
-                c.as_object_mut().expect("object").remove(k);
-            } else {
-                c[k] = v.clone();
-            }
-        }
-        c
-    };
+    let with = |changes: Value| changed(&live, changes);
     let parts: Vec<&str> = f.live.split('.').collect();
     let (live_header, live_payload, live_sig) = (parts[0], parts[1], parts[2]);
     let unsigned = |alg: &str, sig: &str| {
@@ -1736,17 +1739,7 @@ fn image_parts(field: &'static str, filename: &str, content_type: &str, bytes: V
 fn authenticated_routes(c: &mut Corpus, f: &Fixture, access_secret: &[u8]) {
     let live = claims_of(&f.access);
     let at = |alg: &str| json!({"alg": alg, "typ": "at+jwt"});
-    let with = |changes: Value| {
-        let mut claims = live.clone();
-        for (k, v) in changes.as_object().expect("object") {
-            if v.is_null() {
-                claims.as_object_mut().expect("object").remove(k);
-            } else {
-                claims[k] = v.clone();
-            }
-        }
-        claims
-    };
+    let with = |changes: Value| changed(&live, changes);
     let parts: Vec<&str> = f.access.split('.').collect();
     let (payload, signature) = (parts[1], parts[2]);
     let other_secret = b"an-entirely-different-secret-0123456789";

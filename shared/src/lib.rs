@@ -24,6 +24,8 @@ pub mod error;
 #[cfg(feature = "service")]
 pub mod http;
 #[cfg(feature = "service")]
+pub mod image_routes;
+#[cfg(feature = "service")]
 pub mod media;
 #[cfg(feature = "service")]
 pub mod password;

@@ -117,6 +117,9 @@ enum Kind {
     Register {
         avatar: Bytes,
     },
+    CurrentUser {
+        access_token: String,
+    },
 }
 
 impl Caller {
@@ -172,6 +175,19 @@ impl Caller {
         }
     }
 
+    /// current-user with the access token of a fresh login of `username`.
+    pub async fn current_user(app: &'static App, username: &str) -> Result<Self, String> {
+        let body = login_body(app, username).await?;
+        let access_token = body["data"]["accessToken"]
+            .as_str()
+            .ok_or("login answer without an access token")?
+            .to_owned();
+        Ok(Self {
+            app,
+            kind: Kind::CurrentUser { access_token },
+        })
+    }
+
     /// One call: builds the request (untimed), then times `handle` alone and checks the answer.
     /// Returns when the call started and ended.
     pub async fn call(&mut self) -> Result<(Instant, Instant), String> {
@@ -207,6 +223,18 @@ impl Caller {
                 let body = expect_status(&resp, 200, "refresh")?;
                 *token =
                     workload::refresh_token_of(&body).ok_or("refresh answer without a token")?;
+                Ok((started, ended))
+            }
+            Kind::CurrentUser { access_token } => {
+                let req = testkit::with_cookie(
+                    testkit::request("GET", workload::CURRENT_USER_PATH, None, Body::Empty),
+                    "accessToken",
+                    access_token,
+                );
+                let started = Instant::now();
+                let resp = current_user::handle(app, req).await;
+                let ended = Instant::now();
+                expect_status(&resp, 200, "current-user")?;
                 Ok((started, ended))
             }
             Kind::Register { avatar } => {
@@ -547,6 +575,105 @@ pub async fn refresh(
     ))
 }
 
+/// current-user against the two reads it cannot skip: its session and its user, each by `_id`,
+/// concurrently, as plain documents, on the same collections.
+pub async fn current_user(
+    app: &'static App,
+    username: &str,
+    pairs: usize,
+) -> Result<Comparison, String> {
+    let store = store(app).await?;
+    let mut caller = Caller::current_user(app, username).await?;
+    let Kind::CurrentUser { access_token } = &caller.kind else {
+        return Err("current-user caller of another kind".into());
+    };
+    let claims = app
+        .tokens
+        .verify_access(access_token)
+        .map_err(|e| format!("the bench's own access token: {e}"))?;
+    let sid = claims.sid.clone();
+    let uid = ObjectId::parse_str(&claims.sub).map_err(|e| e.to_string())?;
+    let sessions = store.db.collection::<Document>(sessions::SESSIONS);
+    let users = store.db.collection::<Document>(users::USERS);
+    let (sessions, users, sid) = (&sessions, &users, sid.as_str());
+    let floor = || async move {
+        let started = Instant::now();
+        let (session, user) = tokio::join!(
+            sessions.find_one(doc! {"_id": sid}),
+            users.find_one(doc! {"_id": uid})
+        );
+        let took = started.elapsed();
+        session
+            .map_err(|e| e.to_string())?
+            .ok_or("the floor's session is missing")?;
+        user.map_err(|e| e.to_string())?
+            .ok_or("the floor's user is missing")?;
+        Ok(took)
+    };
+    let (h, f) = alternate(pairs, &mut caller, &mut Floor(floor)).await?;
+    Ok(Comparison::new(
+        "current-user",
+        "bare session + user reads by _id (concurrent)",
+        &h,
+        &f,
+    ))
+}
+
+/// The authorizer's whole per-request work (event in, simple response out) against a bare HS256
+/// decode of the same token with jsonwebtoken, both in-process: what it adds to every request
+/// of the platform on top of the verification itself.
+pub async fn authorizer(
+    app: &'static App,
+    username: &str,
+    pairs: usize,
+) -> Result<Comparison, String> {
+    let body = login_body(app, username).await?;
+    let token = body["data"]["accessToken"]
+        .as_str()
+        .ok_or("login answer without an access token")?
+        .to_owned();
+    let secret = std::env::var("ACCESS_TOKEN_SECRET").map_err(|_| "ACCESS_TOKEN_SECRET unset")?;
+    let vars =
+        std::collections::HashMap::from([("ACCESS_TOKEN_SECRET".to_owned(), secret.clone())]);
+    let authorizer = ::authorizer::Authorizer::from_vars(
+        &vars,
+        &::authorizer::extension::Extension::unreachable(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let event = workload::authorizer_event(&token);
+    let (authorizer, event) = (&authorizer, &event);
+    let handler = || async move {
+        let started = Instant::now();
+        let answer = authorizer.authorize(event);
+        let took = started.elapsed();
+        if answer["isAuthorized"] != Value::Bool(true) {
+            return Err(format!(
+                "the authorizer refused the bench's token: {answer}"
+            ));
+        }
+        Ok(took)
+    };
+    let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_aud = false;
+    let (key, validation, token) = (&key, &validation, token.as_str());
+    let floor = || async move {
+        let started = Instant::now();
+        let decoded = jsonwebtoken::decode::<Value>(token, key, validation);
+        let took = started.elapsed();
+        decoded.map_err(|e| e.to_string())?;
+        Ok(took)
+    };
+    let (h, f) = alternate(pairs, &mut Floor(handler), &mut Floor(floor)).await?;
+    Ok(Comparison::new(
+        "authorizer",
+        "bare HS256 decode (jsonwebtoken)",
+        &h,
+        &f,
+    ))
+}
+
 /// One argon2id verification of `stored` (parse, hash, compare) and nothing else, timed.
 fn bare_verify(stored: &str) -> Result<Duration, String> {
     let started = Instant::now();
@@ -784,10 +911,15 @@ pub async fn store(app: &App) -> Result<&Store, String> {
 
 /// Logs the seeded user in through the login handler and returns the refresh token.
 pub async fn fresh_refresh_token(app: &'static App, username: &str) -> Result<String, String> {
+    let body = login_body(app, username).await?;
+    workload::refresh_token_of(&body).ok_or_else(|| "login answer without a refresh token".into())
+}
+
+/// The answer of a fresh login of `username`.
+pub async fn login_body(app: &'static App, username: &str) -> Result<Value, String> {
     let req = testkit::post_json(workload::LOGIN_PATH, &workload::login_json(username));
     let resp = login::handle(app, req).await;
-    let body = expect_status(&resp, 200, "login")?;
-    workload::refresh_token_of(&body).ok_or_else(|| "login answer without a refresh token".into())
+    expect_status(&resp, 200, "login")
 }
 
 /// The JSON body, if the status is the expected one.

@@ -150,9 +150,9 @@ impl Options {
 /// The Lambda memory sizes of template.yaml, passed to each process as Lambda would.
 fn memory_mb(function: &str) -> u32 {
     match function {
-        "refresh" => 512,
-        BASELINE => 128,
-        _ => 1769,
+        "login" | "register" | "change-password" => 1769,
+        "authorizer" | BASELINE => 128,
+        _ => 512,
     }
 }
 
@@ -286,6 +286,18 @@ async fn run(o: Options) -> Result<Report, String> {
             match floors::refresh(app, &username, o.pairs * REFRESH_PAIRS_FACTOR).await {
                 Ok(c) => latency.push(c),
                 Err(e) => problems.push(format!("refresh latency: {e}")),
+            }
+        }
+        if has("current-user") {
+            match floors::current_user(app, &username, o.pairs * REFRESH_PAIRS_FACTOR).await {
+                Ok(c) => latency.push(c),
+                Err(e) => problems.push(format!("current-user latency: {e}")),
+            }
+        }
+        if has("authorizer") {
+            match floors::authorizer(app, &username, o.pairs * REFRESH_PAIRS_FACTOR).await {
+                Ok(c) => latency.push(c),
+                Err(e) => problems.push(format!("authorizer latency: {e}")),
             }
         }
         if has("register") {

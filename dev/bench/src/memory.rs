@@ -127,6 +127,34 @@ async fn drive(
             }
             Ok(format!("{invocations} registrations, 2x2 MiB images"))
         }
+        "current-user" => {
+            let body = crate::floors::login_body(app, username).await?;
+            let token = body["data"]["accessToken"]
+                .as_str()
+                .ok_or("no access token")?;
+            for _ in 0..invocations {
+                let cookie = format!("accessToken={token}");
+                let e =
+                    workload::event_with("GET", workload::CURRENT_USER_PATH, None, &[cookie], b"");
+                expect(running.invoke(&e).await?, 200)?;
+                note(running);
+            }
+            Ok(format!("{invocations} current-user requests"))
+        }
+        "authorizer" => {
+            let body = crate::floors::login_body(app, username).await?;
+            let token = body["data"]["accessToken"]
+                .as_str()
+                .ok_or("no access token")?;
+            for _ in 0..invocations {
+                let answer = running.invoke(&workload::authorizer_event(token)).await?;
+                if answer.body["isAuthorized"] != serde_json::Value::Bool(true) {
+                    return Err(format!("the authorizer refused: {}", answer.body));
+                }
+                note(running);
+            }
+            Ok(format!("{invocations} authorizations"))
+        }
         _ => {
             for _ in 0..invocations {
                 let e = workload::event("/", None, &[], b"");

@@ -207,6 +207,10 @@ fn drain(mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> JoinHa
 /// The API Gateway (payload 2.0) response lambda_http produces: status plus a JSON body.
 fn parse_answer(raw: &[u8]) -> Result<Answer, String> {
     let v: Value = serde_json::from_slice(raw).map_err(|e| format!("response is not JSON: {e}"))?;
+    // The authorizer answers a simple response, not an HTTP one: status 0, the JSON as the body.
+    if v.get("isAuthorized").is_some() {
+        return Ok(Answer { status: 0, body: v });
+    }
     let status = v["statusCode"]
         .as_u64()
         .and_then(|s| u16::try_from(s).ok())

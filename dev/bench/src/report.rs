@@ -15,6 +15,10 @@ use crate::{
 
 /// Issue 7's targets.
 pub const COLD_START_MAX_RATIO: f64 = 1.5;
+/// The authorizer runs in front of every request of the platform.
+pub const AUTHORIZER_COLD_START_MAX_RATIO: f64 = 1.2;
+pub const AUTHORIZER_SIZE_MAX_BYTES: u64 = 6_000_000;
+pub const CURRENT_USER_MAX_RATIO: f64 = 1.10;
 pub const LOGIN_MAX_RATIO: f64 = 1.10;
 pub const REFRESH_MAX_RATIO: f64 = 1.3;
 pub const REGISTER_MAX_EXTRA_MS: f64 = 10.0;
@@ -122,10 +126,10 @@ fn latency_check(l: &Comparison, digits: usize) -> (String, String, bool) {
             l.extra_ms <= REGISTER_MAX_EXTRA_MS,
         )
     } else {
-        let max = if l.route == "login" {
-            LOGIN_MAX_RATIO
-        } else {
-            REFRESH_MAX_RATIO
+        let max = match l.route.as_str() {
+            "login" => LOGIN_MAX_RATIO,
+            "current-user" => CURRENT_USER_MAX_RATIO,
+            _ => REFRESH_MAX_RATIO,
         };
         (
             format!("{:.digits$}x", l.ratio),
@@ -144,14 +148,20 @@ impl Report {
             .iter()
             .filter(|c| functions.contains(&c.function))
         {
+            let max = if c.function == "authorizer" {
+                AUTHORIZER_COLD_START_MAX_RATIO
+            } else {
+                COLD_START_MAX_RATIO
+            };
             checks.push(Check {
                 what: format!("cold start {}", c.function),
                 measured: format!("{:.2}x hello", c.vs_baseline),
-                target: format!("<= {COLD_START_MAX_RATIO:.2}x"),
-                met: c.vs_baseline <= COLD_START_MAX_RATIO,
+                target: format!("<= {max:.2}x"),
+                met: c.vs_baseline <= max,
             });
         }
-        for l in &self.latency {
+        // The authorizer's row is a per-request figure (it has no floor target): reported only.
+        for l in self.latency.iter().filter(|l| l.route != "authorizer") {
             let (measured, bound, met) = latency_check(l, 2);
             let target = format!("<= {bound}");
             checks.push(Check {
@@ -168,11 +178,16 @@ impl Report {
         {
             for (arch, bytes) in [("x86_64", s.x86_64_bytes), ("arm64", s.arm64_bytes)] {
                 if let Some(b) = bytes {
+                    let max = if s.function == "authorizer" {
+                        AUTHORIZER_SIZE_MAX_BYTES
+                    } else {
+                        SIZE_MAX_BYTES
+                    };
                     checks.push(Check {
                         what: format!("size {} {arch}", s.function),
                         measured: mb(b),
-                        target: format!("<= {}", mb(SIZE_MAX_BYTES)),
-                        met: b <= SIZE_MAX_BYTES,
+                        target: format!("<= {}", mb(max)),
+                        met: b <= max,
                     });
                 }
             }

@@ -25,6 +25,33 @@ pub fn unique_name(prefix: &str) -> String {
 /// A password no bench user has: long enough for any rule, so only the verify can refuse it.
 pub const WRONG_PASSWORD: &str = "not the password of anyone here";
 
+/// The path of current-user.
+pub const CURRENT_USER_PATH: &str = "/api/v1/users/current-user";
+
+/// An HTTP API authorizer event (payload 2.0) presenting `access_token` in the cookie.
+pub fn authorizer_event(access_token: &str) -> Value {
+    json!({
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": "arn:aws:execute-api:us-east-1:123456789012:bench/$default/GET/api/v1/videos",
+        "routeKey": "GET /api/v1/videos",
+        "rawPath": "/api/v1/videos",
+        "rawQueryString": "",
+        "cookies": [format!("accessToken={access_token}")],
+        "headers": {"host": "127.0.0.1", "user-agent": "videotube-bench"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "bench",
+            "http": {"method": "GET", "path": "/api/v1/videos", "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": "videotube-bench"},
+            "requestId": hex::encode(rand::random::<[u8; 8]>()),
+            "routeKey": "GET /api/v1/videos",
+            "stage": "$default",
+            "timeEpoch": 1_767_225_600_000u64
+        }
+    })
+}
+
 pub fn login_json(username: &str) -> Value {
     login_json_with(username, PASSWORD)
 }
@@ -65,6 +92,17 @@ pub fn refresh_token_of(body: &Value) -> Option<String> {
 
 /// An API Gateway HTTP API event for `POST path`, as Lambda delivers it to the runtime.
 pub fn event(path: &str, content_type: Option<&str>, cookies: &[String], body: &[u8]) -> Value {
+    event_with("POST", path, content_type, cookies, body)
+}
+
+/// [`event`] with another method.
+pub fn event_with(
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    cookies: &[String],
+    body: &[u8],
+) -> Value {
     let mut headers = json!({"host": "127.0.0.1", "user-agent": "videotube-bench"});
     if let Some(ct) = content_type {
         headers["content-type"] = json!(ct);
@@ -79,7 +117,7 @@ pub fn event(path: &str, content_type: Option<&str>, cookies: &[String], body: &
     let request_id = hex::encode(rand::random::<[u8; 8]>());
     let mut event = json!({
         "version": "2.0",
-        "routeKey": format!("POST {path}"),
+        "routeKey": format!("{method} {path}"),
         "rawPath": path,
         "rawQueryString": "",
         "headers": headers,
@@ -89,14 +127,14 @@ pub fn event(path: &str, content_type: Option<&str>, cookies: &[String], body: &
             "domainName": "127.0.0.1",
             "domainPrefix": "bench",
             "http": {
-                "method": "POST",
+                "method": method,
                 "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": "127.0.0.1",
                 "userAgent": "videotube-bench"
             },
             "requestId": request_id,
-            "routeKey": format!("POST {path}"),
+            "routeKey": format!("{method} {path}"),
             "stage": "$default",
             "time": "01/Jan/2026:00:00:00 +0000",
             "timeEpoch": 1_767_225_600_000u64

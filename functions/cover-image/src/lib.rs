@@ -1,34 +1,14 @@
-//! `PATCH /api/v1/users/cover-image`: replaces the signed-in user's cover image with the uploaded `coverImage` file.
-//!
-//! Authenticated first (nothing of the body is read for a refused caller), then the one-file
-//! form is read and staged, and [`profile_images::replace`] uploads the image, points the user
-//! at it under the user's image lease and destroys the one it replaced (see that module for the
-//! protocol). Answers 200 with the user.
-use lambda_http::{Body, Request, Response, http::StatusCode};
-use shared::{
-    ApiError, App, auth,
-    http::{self, Reply},
-    profile_images::{self, Slot},
-    users::PublicUser,
-};
+//! `PATCH /api/v1/users/cover-image`: replaces the signed-in user's cover image with the uploaded `coverImage` file
+//! (the flow shared with the other image route: `shared::image_routes`).
+use lambda_http::{Body, Request, Response};
+use shared::{App, http, image_routes, profile_images::Slot};
 
 pub const ROUTE: &str = "PATCH /api/v1/users/cover-image";
 pub const SLOT: Slot = Slot::CoverImage;
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    http::respond(ROUTE, req, |req| update_cover_image(app, req)).await
-}
-
-#[tracing::instrument(name = "update_cover_image", skip_all)]
-async fn update_cover_image(app: &App, req: Request) -> Result<Reply, ApiError> {
-    let caller = auth::authenticate(app, &req).await?;
-    let media = app.media()?;
-    let image = profile_images::read_image(req, media, SLOT).await?;
-    let store = app.store().await?;
-    let user = profile_images::replace(store, media, &caller.user, SLOT, image).await?;
-    Ok(Reply::new(
-        StatusCode::OK,
-        PublicUser::from(&user),
-        SLOT.updated_message(),
-    ))
+    http::respond(ROUTE, req, |req| {
+        image_routes::replace_image(app, req, SLOT)
+    })
+    .await
 }
