@@ -18,13 +18,13 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use e2e::{Api, Footprint, LogCursor, assert_error_envelope};
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::Algorithm;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use testkit::{
     PASSWORD,
+    forge::{b64, changed, claims_of, jwt},
     multipart::{self, Part},
     random_suffix, required_env, seed_user,
 };
@@ -126,43 +126,6 @@ impl Corpus {
             expect,
         );
     }
-}
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// A JWT with any header, any claims and an HMAC signature of `alg` with `secret`.
-fn jwt(header: &Value, claims: &Value, alg: Algorithm, secret: &[u8]) -> String {
-    let message = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let signature =
-        jsonwebtoken::crypto::sign(message.as_bytes(), &EncodingKey::from_secret(secret), alg)
-            .expect("sign");
-    format!("{message}.{signature}")
-}
-
-/// `claims` with `changes` applied: each key set to its value, or removed where it is null.
-fn changed(claims: &Value, changes: Value) -> Value {
-    let mut out = claims.clone();
-    for (k, v) in changes.as_object().expect("object") {
-        if v.is_null() {
-            out.as_object_mut().expect("object").remove(k);
-        } else {
-            out[k] = v.clone();
-        }
-    }
-    out
-}
-
-/// The claims of a token we were given (no verification: we only copy them into forgeries).
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT has a payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
-        .expect("JSON claims")
 }
 
 fn now() -> i64 {

@@ -14,11 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use e2e::{Watch, send_timed};
 use mongodb::bson::{Document, doc};
-use serde_json::{Value, json};
-use testkit::{PASSWORD, process::PrivateDatabase, random_suffix, seed_user};
+use serde_json::json;
+use testkit::{PASSWORD, forge::claims_of, process::PrivateDatabase, random_suffix, seed_user};
 
 const CLIENTS: usize = 4;
 const HEALTHY: Duration = Duration::from_secs(2);
@@ -90,11 +89,6 @@ async fn client(
         }
     }
     token
-}
-
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("json")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

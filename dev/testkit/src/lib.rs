@@ -12,6 +12,7 @@ use serde_json::Value;
 use shared::{App, config::Config};
 
 pub mod envelope;
+pub mod forge;
 pub mod images;
 pub mod multipart;
 pub mod node;

@@ -9,6 +9,7 @@ use shared::{
     config::TokenConfig,
     tokens::{AccessClaims, TokenKeys, UserClaims, new_jti, now_secs},
 };
+use testkit::forge::{b64, jwt};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -149,22 +150,6 @@ async fn the_cookie_is_taken_before_the_header_as_on_our_routes() {
     assert!(allowed(&a.authorize(&event)));
 }
 
-fn b64(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
-}
-
-fn signed(header: Value, claims: &Value, alg: jsonwebtoken::Algorithm, secret: &str) -> String {
-    let message = format!("{}.{}", b64(&header.to_string()), b64(&claims.to_string()));
-    let sig = jsonwebtoken::crypto::sign(
-        message.as_bytes(),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-        alg,
-    )
-    .expect("sign");
-    format!("{message}.{sig}")
-}
-
 #[tokio::test]
 async fn every_hostile_or_wrong_token_is_refused_with_nothing_in_context() {
     use jsonwebtoken::Algorithm::{HS256, HS384};
@@ -179,7 +164,7 @@ async fn every_hostile_or_wrong_token_is_refused_with_nothing_in_context() {
     extra["admin"] = json!(true);
     let mut typed_wrong = good.clone();
     typed_wrong["sid"] = json!(5);
-    let payload = b64(&good.to_string());
+    let payload = b64(good.to_string());
     let refresh = keys(SECRET)
         .sign_refresh(&shared::tokens::RefreshClaims {
             sub: USER.into(),
@@ -190,16 +175,16 @@ async fn every_hostile_or_wrong_token_is_refused_with_nothing_in_context() {
         })
         .expect("refresh");
     let cases = [
-        ("expired", signed(at("HS256"), &expired, HS256, SECRET)),
+        ("expired", jwt(&at("HS256"), &expired, HS256, SECRET)),
         (
             "alg none",
-            format!("{}.{payload}.", b64(&at("none").to_string())),
+            format!("{}.{payload}.", b64(at("none").to_string())),
         ),
-        ("HS384", signed(at("HS384"), &good, HS384, SECRET)),
+        ("HS384", jwt(&at("HS384"), &good, HS384, SECRET)),
         (
             "another secret",
-            signed(
-                at("HS256"),
+            jwt(
+                &at("HS256"),
                 &good,
                 HS256,
                 "another-secret-0123456789abcdefghij",
@@ -207,8 +192,8 @@ async fn every_hostile_or_wrong_token_is_refused_with_nothing_in_context() {
         ),
         (
             "typ rt+jwt",
-            signed(
-                json!({"alg": "HS256", "typ": "rt+jwt"}),
+            jwt(
+                &json!({"alg": "HS256", "typ": "rt+jwt"}),
                 &good,
                 HS256,
                 SECRET,
@@ -216,17 +201,17 @@ async fn every_hostile_or_wrong_token_is_refused_with_nothing_in_context() {
         ),
         (
             "no typ, as Node signs",
-            signed(json!({"alg": "HS256"}), &good, HS256, SECRET),
+            jwt(&json!({"alg": "HS256"}), &good, HS256, SECRET),
         ),
         ("a refresh token", refresh),
         (
             "_id differs from sub",
-            signed(at("HS256"), &mismatched, HS256, SECRET),
+            jwt(&at("HS256"), &mismatched, HS256, SECRET),
         ),
-        ("an extra claim", signed(at("HS256"), &extra, HS256, SECRET)),
+        ("an extra claim", jwt(&at("HS256"), &extra, HS256, SECRET)),
         (
             "sid a number",
-            signed(at("HS256"), &typed_wrong, HS256, SECRET),
+            jwt(&at("HS256"), &typed_wrong, HS256, SECRET),
         ),
         ("garbage", "garbage".to_owned()),
         ("oversized", "a".repeat(5000)),
@@ -244,8 +229,8 @@ async fn every_hostile_or_wrong_token_is_refused_with_nothing_in_context() {
     basic["headers"]["authorization"] = json!("Basic dXNlcjpwYXNz");
     assert!(!allowed(&a.authorize(&basic)));
     // The control: the same forger, with everything right, is allowed.
-    assert!(allowed(&a.authorize(&with_cookie(&signed(
-        at("HS256"),
+    assert!(allowed(&a.authorize(&with_cookie(&jwt(
+        &at("HS256"),
         &good,
         HS256,
         SECRET
@@ -256,8 +241,8 @@ async fn every_hostile_or_wrong_token_is_refused_with_nothing_in_context() {
 async fn the_leeway_is_the_configured_one() {
     let mut late = serde_json::to_value(claims()).expect("claims");
     late["exp"] = json!(now_secs() - 5);
-    let token = signed(
-        json!({"alg": "HS256", "typ": "at+jwt"}),
+    let token = jwt(
+        &json!({"alg": "HS256", "typ": "at+jwt"}),
         &late,
         jsonwebtoken::Algorithm::HS256,
         SECRET,

@@ -1,10 +1,13 @@
 //! Refresh handler tests against the real database: rotation, reuse detection, forged tokens,
 //! and races with real concurrency.
-use base64::Engine as _;
 use mongodb::bson::{DateTime, doc};
 use refresh::handle;
 use serde_json::{Value, json};
-use testkit::{PASSWORD, TestApp, envelope, event, post, post_json, set_cookies, with_cookie};
+use testkit::{
+    PASSWORD, TestApp, envelope, event,
+    forge::{b64, sign},
+    post, post_json, set_cookies, with_cookie,
+};
 
 const ROUTE: &str = "/api/v1/users/refresh-token";
 
@@ -280,21 +283,6 @@ async fn the_refresh_token_never_outlives_its_session() {
     assert!(max_age.whole_seconds() < 10 * 24 * 3600);
 }
 
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
-}
-
-fn sign(alg: jsonwebtoken::Algorithm, typ: Option<&str>, claims: &Value, secret: &str) -> String {
-    let mut h = jsonwebtoken::Header::new(alg);
-    h.typ = typ.map(str::to_owned);
-    jsonwebtoken::encode(
-        &h,
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("sign")
-}
-
 #[tokio::test]
 async fn forged_malformed_and_stale_tokens_are_401_and_change_nothing() {
     use jsonwebtoken::Algorithm::{HS256, HS384, HS512};
@@ -315,7 +303,7 @@ async fn forged_malformed_and_stale_tokens_are_401_and_change_nothing() {
     let none = |alg: &str, sig: &str| {
         format!(
             "{}.{body}.{sig}",
-            b64(&format!(r#"{{"alg":"{alg}","typ":"rt+jwt"}}"#))
+            b64(format!(r#"{{"alg":"{alg}","typ":"rt+jwt"}}"#))
         )
     };
     let cases: Vec<(&str, String)> = vec![
@@ -330,7 +318,7 @@ async fn forged_malformed_and_stale_tokens_are_401_and_change_nothing() {
         ("HS512", sign(HS512, Some("rt+jwt"), &valid, &secret)),
         (
             "wrong secret",
-            sign(HS256, Some("rt+jwt"), &valid, &"w".repeat(32)),
+            sign(HS256, Some("rt+jwt"), &valid, "w".repeat(32)),
         ),
         ("access token as refresh token", access.clone()),
         ("wrong typ", sign(HS256, Some("JWT"), &valid, &secret)),
@@ -343,7 +331,7 @@ async fn forged_malformed_and_stale_tokens_are_401_and_change_nothing() {
             "tampered payload",
             format!(
                 "{head}.{}.{sig}",
-                b64(&claims(now + 9999, &c.sid).to_string())
+                b64(claims(now + 9999, &c.sid).to_string())
             ),
         ),
         (

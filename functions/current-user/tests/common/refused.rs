@@ -3,40 +3,22 @@
 //! update-account (included by `#[path]`), so every route meets the same list.
 #![allow(dead_code)]
 
-use base64::Engine as _;
 use mongodb::bson::{DateTime, Document, doc};
 use serde_json::{Value, json};
 use shared::{
     auth::{INVALID_TOKEN, MISSING_TOKEN},
     users::UserDoc,
 };
-use testkit::{SignedIn, TestApp};
+use testkit::{
+    SignedIn, TestApp,
+    forge::{b64, sign},
+};
 
 /// A token to present (`None`: none at all) and why it must fail.
 pub struct Refused {
     pub what: &'static str,
     pub token: Option<String>,
     pub message: &'static str,
-}
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
-}
-
-pub fn sign(
-    typ: Option<&str>,
-    alg: jsonwebtoken::Algorithm,
-    claims: &Value,
-    secret: &str,
-) -> String {
-    let mut h = jsonwebtoken::Header::new(alg);
-    h.typ = typ.map(str::to_owned);
-    jsonwebtoken::encode(
-        &h,
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("sign")
 }
 
 /// The claims of a signed-in session's access token, as JSON, to forge variants of.
@@ -58,7 +40,7 @@ pub fn stateless(t: &TestApp, s: &SignedIn) -> Vec<Refused> {
         }
         c
     };
-    let payload = b64(&valid.to_string());
+    let payload = b64(valid.to_string());
     let refused = |what, token: String| Refused {
         what,
         token: Some(token),
@@ -73,13 +55,13 @@ pub fn stateless(t: &TestApp, s: &SignedIn) -> Vec<Refused> {
         refused("not a JWT", "not-a-jwt".into()),
         refused(
             "wrong secret",
-            sign(Some("at+jwt"), HS256, &valid, &"w".repeat(32)),
+            sign(HS256, Some("at+jwt"), &valid, "w".repeat(32)),
         ),
         refused(
             "expired",
             sign(
-                Some("at+jwt"),
                 HS256,
+                Some("at+jwt"),
                 &with(json!({"iat": now - 7200, "exp": now - 3600})),
                 &secret,
             ),
@@ -90,11 +72,11 @@ pub fn stateless(t: &TestApp, s: &SignedIn) -> Vec<Refused> {
         ),
         refused(
             "typ rt+jwt with the access secret",
-            sign(Some("rt+jwt"), HS256, &valid, &secret),
+            sign(HS256, Some("rt+jwt"), &valid, &secret),
         ),
-        refused("typ JWT", sign(Some("JWT"), HS256, &valid, &secret)),
-        refused("no typ", sign(None, HS256, &valid, &secret)),
-        refused("HS512", sign(Some("at+jwt"), HS512, &valid, &secret)),
+        refused("typ JWT", sign(HS256, Some("JWT"), &valid, &secret)),
+        refused("no typ", sign(HS256, None, &valid, &secret)),
+        refused("HS512", sign(HS512, Some("at+jwt"), &valid, &secret)),
         refused(
             "alg none",
             format!("{}.{payload}.", b64(r#"{"alg":"none","typ":"at+jwt"}"#)),
@@ -102,8 +84,8 @@ pub fn stateless(t: &TestApp, s: &SignedIn) -> Vec<Refused> {
         refused(
             "_id and sub differ",
             sign(
-                Some("at+jwt"),
                 HS256,
+                Some("at+jwt"),
                 &with(json!({"_id": mongodb::bson::oid::ObjectId::new().to_hex()})),
                 &secret,
             ),
@@ -111,8 +93,8 @@ pub fn stateless(t: &TestApp, s: &SignedIn) -> Vec<Refused> {
         refused(
             "sid that is no session id",
             sign(
-                Some("at+jwt"),
                 HS256,
+                Some("at+jwt"),
                 &with(json!({"sid": {"$ne": ""}})),
                 &secret,
             ),
@@ -166,8 +148,8 @@ pub async fn stale(t: &TestApp, user: &UserDoc) -> Vec<Refused> {
     let mut borrowed = claims_of(t, &mine);
     borrowed["sid"] = json!(theirs.session_id);
     let borrowed = sign(
-        Some("at+jwt"),
         jsonwebtoken::Algorithm::HS256,
+        Some("at+jwt"),
         &borrowed,
         t.var("ACCESS_TOKEN_SECRET"),
     );
