@@ -1,7 +1,7 @@
 # The two commands of the README, plus the checks CI runs. Every target installs what it needs.
 .PHONY: dev test lint check secrets bench
 
-# Run the three functions locally at http://127.0.0.1:9000 on the embedded default stack.
+# Run the nine route functions locally at http://127.0.0.1:9000 on the embedded default stack.
 dev:
 	@dev/bin/dev
 
