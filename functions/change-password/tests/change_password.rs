@@ -3,14 +3,17 @@
 //! that changes nothing, Node-era accounts change theirs too, and concurrent changes race.
 #[path = "../../current-user/tests/common/logs.rs"]
 mod logs;
+#[path = "../../current-user/tests/common/probes.rs"]
+mod probes;
 #[path = "../../current-user/tests/common/refused.rs"]
 mod refused;
+use probes::{access_works, refresh_works};
 
 use change_password::handle;
 use refused::{is_revoked, presenting, snapshot};
 use serde_json::{Value, json};
 use shared::password::{self, Verdict};
-use testkit::{PASSWORD, SignedIn, TestApp, envelope, event, post, post_json, request};
+use testkit::{PASSWORD, TestApp, envelope, event, post, post_json, request};
 
 const PATH: &str = "/api/v1/users/change-password";
 const NEW: &str = "a brand new passphrase";
@@ -29,26 +32,6 @@ fn fields(v: &Value) -> Vec<(String, String)> {
             (s("field"), s("message"))
         })
         .collect()
-}
-
-async fn access_works(t: &TestApp, s: &SignedIn) -> bool {
-    let req = s.cookie(request("GET", "/api/v1/users/current-user", None, ""));
-    let resp = current_user::handle(t.app, req).await;
-    let status = resp.status().as_u16();
-    envelope(&resp, status);
-    status == 200
-}
-
-async fn refresh_works(t: &TestApp, s: &SignedIn) -> bool {
-    let req = testkit::with_cookie(
-        post("/api/v1/users/refresh-token", None, ""),
-        "refreshToken",
-        &s.refresh_token,
-    );
-    let resp = refresh::handle(t.app, req).await;
-    let status = resp.status().as_u16();
-    envelope(&resp, status);
-    status == 200
 }
 
 async fn login_status(t: &TestApp, username: &str, password: &str) -> u16 {

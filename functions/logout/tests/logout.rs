@@ -3,41 +3,22 @@
 //! nothing else is touched.
 #[path = "../../current-user/tests/common/logs.rs"]
 mod logs;
+#[path = "../../current-user/tests/common/probes.rs"]
+mod probes;
 #[path = "../../current-user/tests/common/refused.rs"]
 mod refused;
+use probes::{access_works, refresh_works};
 
 use cookie::{Cookie, SameSite};
 use logout::handle;
 use refused::{is_revoked, presenting, snapshot};
 use serde_json::{Value, json};
-use testkit::{SignedIn, TestApp, envelope, event, post, post_json, request, set_cookies};
+use testkit::{TestApp, envelope, event, post, post_json, request, set_cookies};
 
 const PATH: &str = "/api/v1/users/logout";
 
 fn bare() -> lambda_http::Request {
     post(PATH, None, "")
-}
-
-/// Whether current-user still accepts this session's access token.
-async fn access_works(t: &TestApp, s: &SignedIn) -> bool {
-    let req = s.cookie(request("GET", "/api/v1/users/current-user", None, ""));
-    let resp = current_user::handle(t.app, req).await;
-    let status = resp.status().as_u16();
-    envelope(&resp, status);
-    status == 200
-}
-
-/// Whether the refresh function still rotates this session's refresh token.
-async fn refresh_works(t: &TestApp, s: &SignedIn) -> bool {
-    let req = testkit::with_cookie(
-        post("/api/v1/users/refresh-token", None, ""),
-        "refreshToken",
-        &s.refresh_token,
-    );
-    let resp = refresh::handle(t.app, req).await;
-    let status = resp.status().as_u16();
-    envelope(&resp, status);
-    status == 200
 }
 
 /// The cleared cookies: both names, empty, Max-Age=0, with the Path and attributes login sets.
