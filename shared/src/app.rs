@@ -12,6 +12,7 @@ use crate::{
     media::Media,
     schema,
     store::Store,
+    throttle::Throttle,
     tokens::TokenKeys,
 };
 
@@ -21,6 +22,8 @@ pub struct App {
     pub tokens: TokenKeys,
     /// Only in functions that handle images (`Needs::images`).
     media: Option<Media>,
+    /// Only in functions that verify access tokens: its keys derive from that secret.
+    throttle: Option<Throttle>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +45,16 @@ impl App {
             (Some(cloudinary), Some(upload)) => Some(Media::new(cloudinary, upload)),
             _ => None,
         };
+        let throttle = config
+            .tokens
+            .access_secret
+            .as_ref()
+            .map(|secret| Throttle::new(config.throttle, secret));
         Ok(Self {
             tokens: TokenKeys::new(&config.tokens),
             store,
             media,
+            throttle,
             config,
         })
     }
@@ -69,6 +78,14 @@ impl App {
     pub fn media(&self) -> Result<&Media, ApiError> {
         self.media.as_ref().ok_or_else(|| {
             ApiError::internal("this function is not configured for images (Needs::images)")
+        })
+    }
+
+    /// The password-guessing throttles. An error only in a function built without
+    /// `Needs::access_tokens`: a wiring mistake, answered as a 500.
+    pub fn throttle(&self) -> Result<&Throttle, ApiError> {
+        self.throttle.as_ref().ok_or_else(|| {
+            ApiError::internal("this function has no throttle key (Needs::access_tokens)")
         })
     }
 

@@ -31,7 +31,7 @@ use secrecy::SecretString;
 
 use self::{
     reader::Reader,
-    sections::{cloudinary, cookies, mongo, node_compat, tokens, upload},
+    sections::{cloudinary, cookies, mongo, node_compat, throttle, tokens, upload},
 };
 
 pub use references::{
@@ -51,6 +51,7 @@ pub struct Config {
     pub upload: Option<UploadConfig>,
     pub cookies: CookieConfig,
     pub node: NodeCompatConfig,
+    pub throttle: ThrottleConfig,
 }
 
 /// What a function uses of the configuration: each is given, and granted, only that. Every
@@ -118,6 +119,27 @@ pub struct NodeCompatConfig {
     /// Look an email up case-insensitively when it is not stored lowercased (Node-era accounts
     /// that `migrate-node --apply` has not lowercased yet).
     pub email_fallback: bool,
+}
+
+/// Password-guessing throttles (see [`crate::throttle`] for how they are kept and enforced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    pub enabled: bool,
+    /// Failures of one address at one account before each next check waits.
+    pub free_failures: u32,
+    /// The first wait after the free failures; each further failure doubles it.
+    pub delay: Duration,
+    /// At least `delay`.
+    pub max_delay: Duration,
+    /// Failures of one address at one account older than this are forgotten; at least
+    /// `max_delay`.
+    pub forget_after: Duration,
+    pub address_failures: u32,
+    pub address_window: Duration,
+    pub account_failures: u32,
+    pub account_window: Duration,
+    /// Zero: no address is ever exempt from the account-wide budget.
+    pub trusted_for: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -331,7 +353,8 @@ impl Config {
         };
         let cookies = cookies(&mut r);
         let node = node_compat(&mut r);
-        match (mongodb, tokens, cloudinary, upload, cookies, node) {
+        let throttle = throttle(&mut r);
+        match (mongodb, tokens, cloudinary, upload, cookies, node, throttle) {
             (
                 Some(mongodb),
                 Some(tokens),
@@ -339,6 +362,7 @@ impl Config {
                 Some(upload),
                 Some(cookies),
                 Some(node),
+                Some(throttle),
             ) if r.problems.is_empty() => Ok(Config {
                 mongodb,
                 tokens,
@@ -346,6 +370,7 @@ impl Config {
                 upload,
                 cookies,
                 node,
+                throttle,
             }),
             _ => {
                 if r.problems.is_empty() {

@@ -48,6 +48,9 @@ pub enum ApiError {
     /// 415: wrong content type, or a file that is not an allowed image.
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    /// 429: too many failed password checks; `Retry-After` says when to try again.
+    #[error("throttled for {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
     /// 502: Cloudinary failed or timed out.
     #[error("image service failed")]
     Upstream(#[source] Source),
@@ -79,6 +82,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -97,6 +101,8 @@ impl ApiError {
             Self::MethodNotAllowed(method) => format!("Only {method} is allowed on this route"),
             // The Node API's wording, whichever field clashed; `errors` names them.
             Self::Conflict(_) => "User with email or username already exists".to_owned(),
+            // The same words whichever budget refused and whether or not the account exists.
+            Self::Throttled { .. } => "Too many failed attempts; please try again later".to_owned(),
             Self::Upstream(_) => "The image service failed; please try again".to_owned(),
             Self::Unavailable(_) => {
                 "The service is temporarily unavailable; please retry".to_owned()
@@ -146,6 +152,12 @@ mod tests {
             (ApiError::Conflict(vec![]), 409),
             (ApiError::PayloadTooLarge("x".into()), 413),
             (ApiError::UnsupportedMediaType("x".into()), 415),
+            (
+                ApiError::Throttled {
+                    retry_after_secs: 3,
+                },
+                429,
+            ),
             (ApiError::Upstream(io().into()), 502),
             (ApiError::Unavailable(io().into()), 503),
             (ApiError::internal(io()), 500),

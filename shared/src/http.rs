@@ -183,6 +183,11 @@ pub fn error_response(e: &ApiError, request_id: &str) -> Response<Body> {
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }
+    if let ApiError::Throttled { retry_after_secs } = e {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    }
     if let ApiError::MethodNotAllowed(method) = e {
         response
             .headers_mut()

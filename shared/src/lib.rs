@@ -39,6 +39,8 @@ pub mod sessions;
 #[cfg(feature = "service")]
 pub mod store;
 #[cfg(feature = "service")]
+pub mod throttle;
+#[cfg(feature = "service")]
 pub mod timing;
 #[cfg(feature = "service")]
 pub mod tokens;

@@ -4,7 +4,7 @@
 use crate::{
     profile_images, sessions,
     store::{Store, StoreError},
-    users,
+    throttle, users,
 };
 
 pub async fn ensure_indexes(store: &Store) -> Result<(), StoreError> {
@@ -13,5 +13,6 @@ pub async fn ensure_indexes(store: &Store) -> Result<(), StoreError> {
     // collection.
     users::ensure_indexes(store).await?;
     sessions::ensure_indexes(store).await?;
-    profile_images::ensure_indexes(store).await
+    profile_images::ensure_indexes(store).await?;
+    throttle::ensure_indexes(store).await
 }

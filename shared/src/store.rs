@@ -173,6 +173,16 @@ pub async fn ensure_index<T: Send + Sync>(
     Ok(())
 }
 
+/// A plain ascending compound index on `keys` (e.g. `{pair: 1, at: 1}`).
+pub async fn ensure_compound<T: Send + Sync>(
+    collection: &Collection<T>,
+    keys: mongodb::bson::Document,
+) -> Result<(), StoreError> {
+    let model = IndexModel::builder().keys(keys).build();
+    collection.create_index(model).await?;
+    Ok(())
+}
+
 /// A TTL index that removes documents once their `expiresAt` has passed. Returns `false` when
 /// the server does not support TTL indexes (FerretDB 1.x answers code 238): every query refuses
 /// what has expired anyway, so TTL indexes only tidy up.

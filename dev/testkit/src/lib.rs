@@ -228,6 +228,23 @@ pub fn with_cookie(mut req: Request, name: &str, value: &str) -> Request {
     req
 }
 
+/// Marks `req` as coming from `ip`, as API Gateway records it (`requestContext.http.sourceIp`),
+/// the only address the throttles count.
+pub fn from_address(req: Request, ip: &str) -> Request {
+    use lambda_http::{
+        RequestExt as _, aws_lambda_events::apigw::ApiGatewayV2httpRequestContext,
+        request::RequestContext,
+    };
+    let context: ApiGatewayV2httpRequestContext = serde_json::from_value(serde_json::json!({
+        "routeKey": "$default",
+        "stage": "$default",
+        "requestId": random_suffix(),
+        "http": {"method": req.method().as_str(), "path": req.uri().path(), "sourceIp": ip},
+    }))
+    .expect("request context");
+    req.with_request_context(RequestContext::ApiGatewayV2(context))
+}
+
 /// Loads an event file from `events/` at the workspace root and converts it as the runtime does.
 pub fn event(name: &str) -> Request {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

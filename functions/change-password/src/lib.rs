@@ -21,7 +21,9 @@ use shared::{
     domain::Password,
     http::{self, Reply, read_fields, take_string},
     password::{self, Verdict},
-    sessions, users,
+    sessions,
+    throttle::{Admission, SourceAddress},
+    users,
 };
 
 pub const ROUTE: &str = "POST /api/v1/users/change-password";
@@ -72,17 +74,40 @@ fn parse(req: &Request) -> Result<Parsed, ApiError> {
 
 /// Whether `presented` is the caller's current password; returns the stored hash it matched.
 ///
-/// The one place a presented old password is checked: brute-force throttling of this route
-/// belongs here, in front of the verification.
+/// The one place a presented old password is checked, behind the same throttles as login
+/// (`shared::throttle`), counted under the user's id and the caller's address: a stolen
+/// session cannot be used to guess the password faster than a login could. A refusal is a 429.
 async fn check_old_password<'a>(
+    app: &App,
+    req: &Request,
     caller: &'a Caller,
     presented: &Password,
 ) -> Result<Option<&'a str>, ApiError> {
+    let store = app.store().await?;
+    let throttle = app.throttle()?;
+    let subject = throttle.subject(
+        "change-password",
+        &format!("id:{}", caller.user_id),
+        SourceAddress::of(req),
+    );
+    let attempt = match throttle.check(store, &subject).await {
+        Admission::Check(attempt) => attempt,
+        Admission::Refused(refusal) => return Err(refusal.into()),
+    };
     let stored = caller.user.password.as_str();
     let verdict = password::verify(presented.expose(), Some(stored))
         .await
         .map_err(ApiError::internal)?;
-    Ok(matches!(verdict, Verdict::Match { .. }).then_some(stored))
+    if matches!(verdict, Verdict::Match { .. }) {
+        let cfg = &app.config.throttle;
+        attempt
+            .succeeded(store, cfg.trusted_for, cfg.forget_after)
+            .await;
+        Ok(Some(stored))
+    } else {
+        attempt.failed();
+        Ok(None)
+    }
 }
 
 #[tracing::instrument(name = "change_password", skip_all)]
@@ -95,7 +120,7 @@ async fn change_password(app: &App, req: Request) -> Result<Reply, ApiError> {
     } = parse(&req)?;
     let checked = match &old {
         Some(old) => {
-            let checked = check_old_password(&caller, old).await?;
+            let checked = check_old_password(app, &req, &caller, old).await?;
             if checked.is_none() {
                 errors.push(FieldError::new(OLD_PASSWORD, INVALID_OLD_PASSWORD));
             }

@@ -8,6 +8,12 @@
 //! A Node-era account is brought up to date by its first successful login, in the same request:
 //! its bcrypt hash becomes argon2id, its plaintext `refreshToken` is removed, and an email it
 //! stored in mixed case is lowercased (see `users::after_login`).
+//!
+//! Before any password is checked, the throttles (`shared::throttle`) record the attempt and
+//! may refuse it with a 429 and `Retry-After`; they count the account as presented (username,
+//! or email), so an account that does not exist is throttled exactly like one that does. The
+//! throttle's records are read beside the account lookup, and its success write beside the
+//! session's insert.
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::json;
 use shared::{
@@ -17,6 +23,7 @@ use shared::{
     http::{self, Reply, read_fields, take_string},
     password::{self, Verdict},
     sessions,
+    throttle::{Admission, SourceAddress},
     tokens::{new_jti, now_secs},
     users::{self, AfterLogin, Identifier, PublicUser, UserDoc},
 };
@@ -91,19 +98,45 @@ fn parse(req: &Request) -> Result<Credentials, ApiError> {
     }
 }
 
+/// What the throttles count a login under: the account as presented. With both identifiers
+/// the username decides (the account must match it), so varying the email buys no budget.
+fn throttle_account(identifier: &Identifier) -> String {
+    match identifier {
+        Identifier::Username(u) | Identifier::Both { username: u, .. } => format!("u:{u}"),
+        Identifier::Email(e) => format!("e:{e}"),
+    }
+}
+
 #[tracing::instrument(name = "login", skip_all)]
 async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
     let creds = parse(&req)?;
     let store = app.store().await?;
-    let user =
-        users::find_for_login(store, &creds.identifier, app.config.node.email_fallback).await?;
+    let throttle = app.throttle()?;
+    let subject = throttle.subject(
+        "login",
+        &throttle_account(&creds.identifier),
+        SourceAddress::of(&req),
+    );
+    // Both whether or not the other refuses, so a refusal takes as long for every account.
+    let (user, admission) = tokio::join!(
+        users::find_for_login(store, &creds.identifier, app.config.node.email_fallback),
+        throttle.check(store, &subject),
+    );
+    let attempt = match admission {
+        Admission::Check(attempt) => attempt,
+        Admission::Refused(refusal) => return Err(refusal.into()),
+    };
+    let user = user?;
     let presented = creds.password.expose();
     let verdict = password::verify(presented, user.as_ref().map(|u| u.password.as_str()))
         .await
         .map_err(ApiError::internal)?;
     let (user, needs_rehash) = match (user, verdict) {
         (Some(user), Verdict::Match { needs_rehash }) => (user, needs_rehash),
-        _ => return Err(ApiError::Unauthorized(INVALID_CREDENTIALS)),
+        _ => {
+            attempt.failed();
+            return Err(ApiError::Unauthorized(INVALID_CREDENTIALS));
+        }
     };
     let user_id = UserId(user.id);
     let upgrade = upgrade(&user, presented, needs_rehash).await;
@@ -116,8 +149,14 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
         &jti,
         app.config.tokens.session_max_age,
     );
-    // Both writes at once: the upgrade is best effort, the login has succeeded either way.
-    let (session, upgraded) = tokio::join!(open, users::after_login(store, user_id, upgrade));
+    // All writes at once: the upgrade and the throttle's reset are best effort, the login has
+    // succeeded either way.
+    let cfg = &app.config.throttle;
+    let (session, upgraded, ()) = tokio::join!(
+        open,
+        users::after_login(store, user_id, upgrade),
+        attempt.succeeded(store, cfg.trusted_for, cfg.forget_after),
+    );
     if let Err(e) = upgraded {
         tracing::warn!(error = %chain(&e), "could not bring a Node-era or weaker account up to date");
     }

@@ -5,8 +5,8 @@ use cookie::SameSite;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    CloudinaryConfig, CookieConfig, MongoConfig, Needs, NodeCompatConfig, TokenConfig,
-    UploadConfig,
+    CloudinaryConfig, CookieConfig, MongoConfig, Needs, NodeCompatConfig, ThrottleConfig,
+    TokenConfig, UploadConfig,
     reader::{
         DurationRule, LIFETIME, MAX_LEEWAY, MAX_REUSE_GRACE, MIN_SECRET_BYTES, Reader, TIMEOUT,
     },
@@ -339,4 +339,76 @@ pub(super) fn node_compat(r: &mut Reader) -> Option<NodeCompatConfig> {
         refresh_exchange: refresh_exchange?,
         email_fallback: email_fallback?,
     })
+}
+
+/// Longest a throttle window, delay or trust may be: the documents that carry them expire then.
+const MAX_THROTTLE_PERIOD: std::time::Duration = std::time::Duration::from_secs(90 * 86_400);
+const THROTTLE_PERIOD: DurationRule = DurationRule {
+    allow_zero: false,
+    max: MAX_THROTTLE_PERIOD,
+    whole_seconds: false,
+};
+
+pub(super) fn throttle(r: &mut Reader) -> Option<ThrottleConfig> {
+    let enabled = r.value("THROTTLE_ENABLED", values::parse_bool);
+    let free_failures = r.value("THROTTLE_FREE_FAILURES", |v| {
+        values::parse_count(v, 1, 1000)
+    });
+    let delay = r.duration("THROTTLE_DELAY", THROTTLE_PERIOD);
+    let max_delay = r.duration("THROTTLE_MAX_DELAY", THROTTLE_PERIOD);
+    let forget_after = r.duration("THROTTLE_FORGET_AFTER", THROTTLE_PERIOD);
+    let address_failures = r.value("THROTTLE_ADDRESS_FAILURES", |v| {
+        values::parse_count(v, 1, 1_000_000)
+    });
+    let address_window = r.duration("THROTTLE_ADDRESS_WINDOW", THROTTLE_PERIOD);
+    let account_failures = r.value("THROTTLE_ACCOUNT_FAILURES", |v| {
+        values::parse_count(v, 1, 1_000_000)
+    });
+    let account_window = r.duration("THROTTLE_ACCOUNT_WINDOW", THROTTLE_PERIOD);
+    let trusted_for = r.duration(
+        "THROTTLE_TRUSTED_FOR",
+        DurationRule {
+            allow_zero: true,
+            ..THROTTLE_PERIOD
+        },
+    );
+    let mut consistent = true;
+    if let (Some(delay), Some(max)) = (delay, max_delay)
+        && max < delay
+    {
+        r.report(
+            "THROTTLE_MAX_DELAY",
+            format!(
+                "must be at least THROTTLE_DELAY ({})",
+                format_duration(delay)
+            ),
+        );
+        consistent = false;
+    }
+    if let (Some(max), Some(forget)) = (max_delay, forget_after)
+        && forget < max
+    {
+        r.report(
+            "THROTTLE_FORGET_AFTER",
+            format!(
+                "must be at least THROTTLE_MAX_DELAY ({}): failures forgotten sooner would \
+                 end the longest wait early",
+                format_duration(max)
+            ),
+        );
+        consistent = false;
+    }
+    let config = ThrottleConfig {
+        enabled: enabled?,
+        free_failures: free_failures?,
+        delay: delay?,
+        max_delay: max_delay?,
+        forget_after: forget_after?,
+        address_failures: address_failures?,
+        address_window: address_window?,
+        account_failures: account_failures?,
+        account_window: account_window?,
+        trusted_for: trusted_for?,
+    };
+    consistent.then_some(config)
 }

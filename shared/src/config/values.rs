@@ -77,6 +77,17 @@ const BYTE_SUFFIXES: &[(&str, u64)] = &[
 ///
 /// Hand-written because it is a dozen lines and no crate in the dependency tree parses exactly
 /// this (and only this) syntax.
+/// A whole number from `min` to `max`.
+pub(super) fn parse_count(value: &str, min: u32, max: u32) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{} is not a whole number from {min} to {max}",
+            excerpt(value)
+        )),
+    }
+}
+
 pub(super) fn parse_byte_size(value: &str) -> Result<u64, String> {
     let usage = "use a byte count or a number with KiB, MiB or GiB, e.g. 2097152 or 2MiB";
     let number_len = value

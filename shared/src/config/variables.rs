@@ -160,4 +160,59 @@ pub const VARIABLES: &[Variable] = &[
         "find Node-era accounts whose email is stored in the case it was typed (login, \
          sign-up checks); false after `make migrate-node ARGS=--apply` lowercased them",
     ),
+    var(
+        "THROTTLE_ENABLED",
+        Some("true"),
+        "throttle password guessing at login and change-password (429 with Retry-After); \
+         false only for benchmarks and emergencies",
+    ),
+    var(
+        "THROTTLE_FREE_FAILURES",
+        Some("5"),
+        "failed password checks one address may make at one account before each next check \
+         waits (1 to 1000)",
+    ),
+    var(
+        "THROTTLE_DELAY",
+        Some("1s"),
+        "the wait after the free failures, doubled by each further failure",
+    ),
+    var(
+        "THROTTLE_MAX_DELAY",
+        Some("15m"),
+        "the longest wait between two checks by one address at one account",
+    ),
+    var(
+        "THROTTLE_FORGET_AFTER",
+        Some("1d"),
+        "failures of an address at an account older than this no longer count",
+    ),
+    var(
+        "THROTTLE_ADDRESS_FAILURES",
+        Some("100"),
+        "failed checks one address may make across all accounts per THROTTLE_ADDRESS_WINDOW \
+         (credential stuffing; 1 to 1000000)",
+    ),
+    var(
+        "THROTTLE_ADDRESS_WINDOW",
+        Some("1d"),
+        "the sliding window of THROTTLE_ADDRESS_FAILURES",
+    ),
+    var(
+        "THROTTLE_ACCOUNT_FAILURES",
+        Some("100"),
+        "failed checks at one account from addresses it has not signed in from, per \
+         THROTTLE_ACCOUNT_WINDOW (1 to 1000000)",
+    ),
+    var(
+        "THROTTLE_ACCOUNT_WINDOW",
+        Some("1h"),
+        "the sliding window of THROTTLE_ACCOUNT_FAILURES",
+    ),
+    var(
+        "THROTTLE_TRUSTED_FOR",
+        Some("30d"),
+        "how long an address that signed in to an account is exempt from that account's \
+         THROTTLE_ACCOUNT_FAILURES (0s: never)",
+    ),
 ];

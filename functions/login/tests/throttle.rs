@@ -1,0 +1,352 @@
+//! The login throttles against the real database: the growing delay of one address at one
+//! account, the address and account budgets, unknown accounts, and 50 concurrent guesses.
+//!
+//! Password checks are counted with `shared::password::verifications()`, a process-wide
+//! counter, so the tests of this binary take turns (`TURN`) rather than run side by side.
+use std::{collections::HashMap, time::Duration};
+
+use lambda_http::{Body, Response};
+use login::handle;
+use serde_json::{Value, json};
+use shared::password::verifications;
+use testkit::{PASSWORD, TestApp, envelope, from_address, post_json};
+
+const ROUTE: &str = "/api/v1/users/login";
+const WRONG: &str = "not the password at all";
+
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn app(vars: &[(&str, &str)]) -> TestApp {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    TestApp::spawn_with(|v| v.extend(vars)).await
+}
+
+/// One login by `username` with `password` from `ip`.
+async fn login(t: &TestApp, ip: &str, username: &str, password: &str) -> Response<Body> {
+    let body = json!({"username": username, "password": password});
+    handle(t.app, from_address(post_json(ROUTE, &body), ip)).await
+}
+
+async fn status(t: &TestApp, ip: &str, username: &str, password: &str) -> u16 {
+    login(t, ip, username, password).await.status().as_u16()
+}
+
+/// A 429 with its envelope; returns `Retry-After` in seconds.
+fn throttled(resp: &Response<Body>) -> u64 {
+    let v = envelope(resp, 429);
+    assert_eq!(
+        v["message"], "Too many failed attempts; please try again later",
+        "{v}"
+    );
+    assert_eq!(v["errors"], json!([]));
+    resp.headers()
+        .get("retry-after")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|s| s.parse().ok())
+        .expect("Retry-After in whole seconds")
+}
+
+#[tokio::test]
+async fn the_delay_grows_after_the_free_failures_and_a_correct_password_resets_it() {
+    let _turn = TURN.lock().await;
+    let t = app(&[
+        ("THROTTLE_FREE_FAILURES", "2"),
+        ("THROTTLE_DELAY", "1s"),
+        ("THROTTLE_MAX_DELAY", "4s"),
+    ])
+    .await;
+    t.seed_user("alice", "alice@example.com").await;
+    let ip = "198.51.100.2";
+    for _ in 0..2 {
+        assert_eq!(status(&t, ip, "alice", WRONG).await, 401);
+    }
+    let before = verifications();
+    let refused = login(&t, ip, "alice", PASSWORD).await;
+    assert_eq!(throttled(&refused), 1, "the first wait is THROTTLE_DELAY");
+    assert_eq!(
+        verifications(),
+        before,
+        "a throttled request runs no password hash, not even for the right password"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        status(&t, ip, "alice", WRONG).await,
+        401,
+        "checked after the wait"
+    );
+    let refused = login(&t, ip, "alice", WRONG).await;
+    assert_eq!(throttled(&refused), 2, "the wait doubles");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let still = login(&t, ip, "alice", PASSWORD).await;
+    assert!(
+        (1..=2).contains(&throttled(&still)),
+        "halfway through the second wait"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        status(&t, ip, "alice", PASSWORD).await,
+        200,
+        "after the wait"
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            status(&t, ip, "alice", WRONG).await,
+            401,
+            "the success reset the count: free failures again"
+        );
+    }
+    let refused = login(&t, ip, "alice", WRONG).await;
+    assert_eq!(
+        throttled(&refused),
+        1,
+        "and the delay starts from the beginning"
+    );
+}
+
+#[tokio::test]
+async fn another_address_is_unaffected_until_the_account_budget_and_the_owner_never_locked_out() {
+    let _turn = TURN.lock().await;
+    let t = app(&[
+        ("THROTTLE_FREE_FAILURES", "3"),
+        ("THROTTLE_DELAY", "1m"),
+        ("THROTTLE_MAX_DELAY", "1m"),
+        ("THROTTLE_ACCOUNT_FAILURES", "5"),
+    ])
+    .await;
+    t.seed_user("alice", "alice@example.com").await;
+    let home = "192.0.2.9";
+    assert_eq!(
+        status(&t, home, "alice", PASSWORD).await,
+        200,
+        "the owner signs in at home"
+    );
+
+    let (first, second, third) = ("203.0.113.1", "203.0.113.2", "203.0.113.3");
+    for _ in 0..3 {
+        assert_eq!(status(&t, first, "alice", WRONG).await, 401);
+    }
+    throttled(&login(&t, first, "alice", WRONG).await);
+    assert_eq!(
+        status(&t, second, "alice", WRONG).await,
+        401,
+        "another address is not held to the first one's delay"
+    );
+    assert_eq!(status(&t, second, "alice", WRONG).await, 401);
+    // Five failures at the account now: the account-wide budget.
+    let before = verifications();
+    throttled(&login(&t, second, "alice", WRONG).await);
+    throttled(&login(&t, third, "alice", WRONG).await);
+    throttled(&login(&t, third, "alice", PASSWORD).await);
+    assert_eq!(verifications(), before, "no hash for any of them");
+
+    assert_eq!(
+        status(&t, home, "alice", PASSWORD).await,
+        200,
+        "the owner's address signed in before: the strangers' failures do not lock it out"
+    );
+    assert_eq!(
+        status(&t, home, "alice", WRONG).await,
+        401,
+        "a typo at home is still checked"
+    );
+}
+
+#[tokio::test]
+async fn the_address_budget_stops_spraying_one_password_across_fifty_accounts() {
+    let _turn = TURN.lock().await;
+    let t = app(&[("THROTTLE_ADDRESS_FAILURES", "10")]).await;
+    for i in 0..25 {
+        t.seed_user(&format!("user{i:02}"), &format!("user{i:02}@example.com"))
+            .await;
+    }
+    let sprayer = "198.51.100.77";
+    let before = verifications();
+    let mut statuses = Vec::new();
+    // Half the names exist, half do not: the budget counts them alike.
+    for i in 0..50 {
+        let name = if i % 2 == 0 {
+            format!("user{:02}", i / 2)
+        } else {
+            format!("ghost{i:02}")
+        };
+        statuses.push(status(&t, sprayer, &name, "Summer2026!").await);
+    }
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429; 40], "{statuses:?}");
+    assert_eq!(verifications() - before, 10, "40 refusals, no hash");
+    assert_eq!(
+        status(&t, "198.51.100.78", "user00", WRONG).await,
+        401,
+        "another address has its own budget"
+    );
+    assert_eq!(
+        t.count(shared::throttle::ATTEMPTS).await,
+        11,
+        "refusals leave no record; each check does"
+    );
+}
+
+/// Everything a client sees of one answer but its request id.
+fn seen(resp: &Response<Body>) -> (u16, Option<String>, Value) {
+    let status = resp.status().as_u16();
+    let mut v = envelope(resp, status);
+    v.as_object_mut().map(|o| o.remove("requestId"));
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    (status, retry, v)
+}
+
+#[tokio::test]
+async fn an_unknown_account_is_throttled_exactly_like_a_known_one() {
+    let _turn = TURN.lock().await;
+    let t = app(&[
+        ("THROTTLE_FREE_FAILURES", "3"),
+        ("THROTTLE_DELAY", "1m"),
+        ("THROTTLE_MAX_DELAY", "1m"),
+        ("THROTTLE_ACCOUNT_FAILURES", "6"),
+    ])
+    .await;
+    t.seed_user("alice", "alice@example.com").await;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    // From two addresses each, past the pair delay and into the account budget.
+    for ip in ["203.0.113.10", "203.0.113.11", "203.0.113.12"] {
+        for _ in 0..4 {
+            known.push(seen(&login(&t, ip, "alice", WRONG).await));
+            unknown.push(seen(&login(&t, ip, "nobody", WRONG).await));
+        }
+    }
+    let statuses: Vec<u16> = known.iter().map(|s| s.0).collect();
+    assert_eq!(
+        statuses,
+        [401, 401, 401, 429, 401, 401, 401, 429, 429, 429, 429, 429],
+        "both budgets were reached"
+    );
+    for (k, u) in known.iter().zip(&unknown) {
+        assert_eq!((k.0, &k.2), (u.0, &u.2), "the same status and body");
+        // Each Retry-After counts down from its own attempt's time, a few milliseconds apart,
+        // so the rounding up to whole seconds may differ by one; more would be a difference.
+        let secs = |s: &Option<String>| s.as_deref().map(|v| v.parse::<i64>().expect("seconds"));
+        match (secs(&k.1), secs(&u.1)) {
+            (None, None) => {}
+            (Some(a), Some(b)) => assert!((a - b).abs() <= 1, "Retry-After {a} vs {b}"),
+            other => panic!("Retry-After on one only: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_wrong_passwords_get_no_more_checks_than_the_budget() {
+    let _turn = TURN.lock().await;
+    let free = 5;
+    let t = app(&[
+        ("THROTTLE_FREE_FAILURES", "5"),
+        ("THROTTLE_DELAY", "1m"),
+        ("THROTTLE_MAX_DELAY", "1m"),
+    ])
+    .await;
+    let (mut slack, mut checked) = (Vec::new(), Vec::new());
+    for round in 0..4 {
+        let name = format!("victim{round}");
+        t.seed_user(&name, &format!("{name}@example.com")).await;
+        let before = verifications();
+        let answers =
+            futures::future::join_all((0..50).map(|_| login(&t, "198.51.100.50", &name, WRONG)))
+                .await;
+        let checks = verifications() - before;
+        let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+        let unauthorized = statuses.iter().filter(|&&s| s == 401).count() as u64;
+        assert_eq!(
+            unauthorized + statuses.iter().filter(|&&s| s == 429).count() as u64,
+            50,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            checks, unauthorized,
+            "each check answered 401, each refusal 429"
+        );
+        slack.push(checks.saturating_sub(free));
+        checked.push(checks);
+        assert!(
+            checks <= free,
+            "round {round}: {checks} checks for a budget of {free}"
+        );
+    }
+    println!(
+        "50 concurrent guesses, budget {free}: checks per round {checked:?}, beyond the budget \
+         {slack:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_guesses_across_accounts_get_no_more_checks_than_the_address_budget() {
+    let _turn = TURN.lock().await;
+    let t = app(&[("THROTTLE_ADDRESS_FAILURES", "10")]).await;
+    let before = verifications();
+    let answers = futures::future::join_all((0..50).map(|i| {
+        let t = &t;
+        async move { login(t, "198.51.100.60", &format!("spray{i}"), WRONG).await }
+    }))
+    .await;
+    let checks = verifications() - before;
+    println!("concurrent checks for an address budget of 10: {checks}");
+    assert!(checks <= 10, "{checks} checks");
+    assert_eq!(
+        answers.iter().filter(|r| r.status() == 429).count() as u64,
+        50 - checks
+    );
+}
+
+#[tokio::test]
+async fn with_the_throttle_off_every_guess_is_checked() {
+    let _turn = TURN.lock().await;
+    let t = app(&[
+        ("THROTTLE_ENABLED", "false"),
+        ("THROTTLE_FREE_FAILURES", "1"),
+    ])
+    .await;
+    t.seed_user("alice", "alice@example.com").await;
+    let before = verifications();
+    for _ in 0..8 {
+        assert_eq!(status(&t, "198.51.100.9", "alice", WRONG).await, 401);
+    }
+    assert_eq!(verifications() - before, 8);
+    assert_eq!(t.count(shared::throttle::ATTEMPTS).await, 0);
+}
+
+#[tokio::test]
+async fn when_the_records_cannot_be_written_the_password_is_checked_as_without_throttling() {
+    let _turn = TURN.lock().await;
+    let t = app(&[("THROTTLE_FREE_FAILURES", "1")]).await;
+    t.seed_user("alice", "alice@example.com").await;
+    assert_eq!(status(&t, "198.51.100.3", "alice", WRONG).await, 401);
+    // A unique index on `pair` makes every further attempt's insert fail.
+    t.db.collection::<mongodb::bson::Document>(shared::throttle::ATTEMPTS)
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(mongodb::bson::doc! {"pair": 1})
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .unique(true)
+                        .name("break_inserts".to_owned())
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .expect("index");
+    let before = verifications();
+    for _ in 0..3 {
+        assert_eq!(status(&t, "198.51.100.3", "alice", WRONG).await, 401);
+    }
+    assert_eq!(verifications() - before, 3, "checked, untracked");
+    assert_eq!(status(&t, "198.51.100.3", "alice", PASSWORD).await, 200);
+}

@@ -1,0 +1,478 @@
+//! Throttles on password guessing: login and change-password ask here before they check a
+//! password, and a refused attempt runs no hash at all.
+//!
+//! Three budgets, kept in the database so that every Lambda instance sees the same counts:
+//! - **one address at one account**: `THROTTLE_FREE_FAILURES` failures, then each next check
+//!   waits `THROTTLE_DELAY` doubled per further failure, up to `THROTTLE_MAX_DELAY` (Cognito's
+//!   curve). A correct password resets it. Failures older than `THROTTLE_FORGET_AFTER` are
+//!   forgotten.
+//! - **one address across accounts** (credential stuffing): `THROTTLE_ADDRESS_FAILURES` per
+//!   sliding `THROTTLE_ADDRESS_WINDOW` (Auth0's 100 a day).
+//! - **one account from anywhere**: `THROTTLE_ACCOUNT_FAILURES` per sliding
+//!   `THROTTLE_ACCOUNT_WINDOW`, counting every address, so many addresses are slowed too. An
+//!   address that signed in to the account within `THROTTLE_TRUSTED_FOR` is exempt from this one
+//!   budget: its owner, at home or at work, is never locked out by a stranger elsewhere. A
+//!   stranger would have to share the owner's address (and then meets that pair's own delay).
+//!
+//! **Counting on what both servers make atomic.** FerretDB 1.x runs `findAndModify` and
+//! updates as a read followed by a write, so a counter document would lose increments under
+//! concurrency. Inserts are atomic on both: every attempt first *inserts* its own record, then
+//! counts the records of the others (by `pair`, `address`, `account`, within each window). Of
+//! any number of concurrent attempts, the k-th to be inserted sees at least the k-1 before it,
+//! so no more than the budget get past a count, however many race. A refused attempt deletes its
+//! record (refusals are not failures, and an attacker's flood does not fill the collection); a
+//! checked one keeps it, and it becomes the failure record; a correct password deletes it and
+//! writes the pair's trust document, whose time resets the pair's count.
+//!
+//! Keys are HMACs (under a key derived from `ACCESS_TOKEN_SECRET`) of the account as presented
+//! (`u:` username or `e:` email at login, `id:` user id at change-password) and of the address:
+//! neither names nor emails are stored or logged, and unknown accounts are counted exactly like
+//! real ones, because nothing here knows whether the account exists. A rotated secret starts
+//! every count afresh.
+//!
+//! If the counts cannot be read or written the password is checked as without throttling (the
+//! route's own database access answers 503 if the database is down), and the incident is
+//! logged as `throttle_unavailable`.
+mod address;
+mod rules;
+
+use std::time::Duration;
+
+use futures::TryStreamExt as _;
+use hmac::{Hmac, Mac};
+use mongodb::{
+    Collection,
+    bson::{DateTime, doc, oid::ObjectId},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::{
+    config::ThrottleConfig,
+    error::{ApiError, chain},
+    store::{self, Store, StoreError},
+    timing,
+};
+
+pub use address::SourceAddress;
+pub use rules::{Limit, retry_after_secs};
+
+/// One record per password check begun (see the module doc).
+pub const ATTEMPTS: &str = "password_attempts";
+/// One record per address and account that checked a password correctly: its time resets the
+/// pair's count, and while it is younger than `THROTTLE_TRUSTED_FOR` the address is exempt from
+/// the account's budget.
+pub const TRUSTED: &str = "password_trusted";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AttemptDoc {
+    #[serde(rename = "_id")]
+    id: ObjectId,
+    pair: String,
+    address: String,
+    account: String,
+    at: DateTime,
+    #[serde(rename = "expiresAt")]
+    expires_at: DateTime,
+}
+
+#[derive(Debug, Deserialize)]
+struct At {
+    at: DateTime,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TrustDoc {
+    #[serde(rename = "_id")]
+    pair: String,
+    at: DateTime,
+    #[serde(rename = "expiresAt")]
+    expires_at: DateTime,
+}
+
+fn attempts(store: &Store) -> Collection<AttemptDoc> {
+    store.collection(ATTEMPTS)
+}
+
+fn trusted(store: &Store) -> Collection<TrustDoc> {
+    store.collection(TRUSTED)
+}
+
+pub async fn ensure_indexes(store: &Store) -> Result<(), StoreError> {
+    let attempts = attempts(store);
+    for field in ["pair", "address", "account"] {
+        store::ensure_compound(&attempts, doc! {field: 1, "at": 1}).await?;
+    }
+    store::ensure_expiry(&attempts).await?;
+    store::ensure_expiry(&trusted(store)).await?;
+    Ok(())
+}
+
+/// The throttles of one function: its configuration and the key its records are hashed with.
+pub struct Throttle {
+    cfg: ThrottleConfig,
+    key: [u8; 32],
+}
+
+/// Who is trying: the hashed keys of one attempt, and the address for the log.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    route: &'static str,
+    pair: String,
+    address_key: String,
+    account_key: String,
+    address: SourceAddress,
+}
+
+impl Subject {
+    /// The account's key, as logged: a hash, never the name or email.
+    pub fn account_hash(&self) -> &str {
+        &self.account_key
+    }
+
+    pub fn address(&self) -> &SourceAddress {
+        &self.address
+    }
+}
+
+/// What [`Throttle::check`] decided.
+#[derive(Debug)]
+pub enum Admission {
+    /// Check the password, then report the outcome on the attempt.
+    Check(Attempt),
+    /// Do not check it: answer 429.
+    Refused(Refusal),
+}
+
+/// A refused attempt: which budgets it is over and when the next check may come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub limits: Vec<Limit>,
+    pub retry_after_secs: u64,
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        ApiError::Throttled {
+            retry_after_secs: r.retry_after_secs,
+        }
+    }
+}
+
+/// A password check that was let through, to be reported as a success or a failure.
+#[derive(Debug)]
+#[must_use = "report the outcome with `succeeded` or `failed`"]
+pub struct Attempt {
+    /// `None` when the throttles are off or could not be consulted: nothing to report then.
+    id: Option<ObjectId>,
+    subject: Subject,
+}
+
+impl Throttle {
+    /// `secret` is `ACCESS_TOKEN_SECRET`: the records' keys are derived from it.
+    pub fn new(cfg: ThrottleConfig, secret: &SecretString) -> Self {
+        Self {
+            cfg,
+            key: hmac(
+                secret.expose_secret().as_bytes(),
+                b"videotube password throttle keys v1",
+            ),
+        }
+    }
+
+    pub fn config(&self) -> &ThrottleConfig {
+        &self.cfg
+    }
+
+    /// The keys for an attempt on `route` at `account` (`u:name`, `e:email`, `id:hex`) from
+    /// `address`.
+    pub fn subject(&self, route: &'static str, account: &str, address: SourceAddress) -> Subject {
+        Subject {
+            route,
+            pair: self.hash(b"pair", &format!("{account}\0{address}")),
+            address_key: self.hash(b"address", address.as_str()),
+            account_key: self.hash(b"account", account),
+            address,
+        }
+    }
+
+    fn hash(&self, purpose: &[u8], value: &str) -> String {
+        let mut message = Vec::with_capacity(purpose.len() + 1 + value.len());
+        message.extend_from_slice(purpose);
+        message.push(0);
+        message.extend_from_slice(value.as_bytes());
+        hex::encode(&hmac(&self.key, &message)[..16])
+    }
+
+    /// Records the attempt and decides whether its password may be checked now. Never fails: if
+    /// the records cannot be used, the check goes ahead untracked and the incident is logged.
+    pub async fn check(&self, store: &Store, subject: &Subject) -> Admission {
+        if !self.cfg.enabled {
+            return Admission::Check(Attempt {
+                id: None,
+                subject: subject.clone(),
+            });
+        }
+        match timing::step(
+            timing::Kind::Database,
+            "throttle.check",
+            self.admit(store, subject),
+        )
+        .await
+        {
+            Ok(admission) => admission,
+            Err(e) => {
+                tracing::warn!(
+                    event = "throttle_unavailable",
+                    route = subject.route,
+                    account = %subject.account_key,
+                    address = %subject.address,
+                    error = %chain(&e),
+                    "the throttle records could not be used; checking the password without them"
+                );
+                Admission::Check(Attempt {
+                    id: None,
+                    subject: subject.clone(),
+                })
+            }
+        }
+    }
+
+    async fn admit(&self, store: &Store, subject: &Subject) -> Result<Admission, StoreError> {
+        let cfg = &self.cfg;
+        let now = DateTime::now();
+        let now_ms = now.timestamp_millis();
+        let id = ObjectId::new();
+        let retention = cfg
+            .forget_after
+            .max(cfg.address_window)
+            .max(cfg.account_window);
+        let records = attempts(store);
+        let trust_records = trusted(store);
+        let at_records = records.clone_with_type::<At>();
+        records
+            .insert_one(AttemptDoc {
+                id,
+                pair: subject.pair.clone(),
+                address: subject.address_key.clone(),
+                account: subject.account_key.clone(),
+                at: now,
+                expires_at: after(now_ms, retention),
+            })
+            .await?;
+        let since = |d: Duration| DateTime::from_millis(now_ms.saturating_sub(rules::millis(d)));
+        let others = |field: &str, key: &str, window: Duration| {
+            doc! {field: key, "at": {"$gt": since(window)}, "_id": {"$ne": id}}
+        };
+        let pair = async {
+            let found = at_records
+                .find(others("pair", &subject.pair, cfg.forget_after))
+                .projection(doc! {"at": 1})
+                .await?;
+            found.try_collect::<Vec<At>>().await
+        };
+        let address =
+            records.count_documents(others("address", &subject.address_key, cfg.address_window));
+        let account =
+            records.count_documents(others("account", &subject.account_key, cfg.account_window));
+        let trust = trust_records.find_one(doc! {"_id": &subject.pair});
+        let (pair, address, account, trust) = tokio::try_join!(pair, address, account, trust)?;
+        let reset = trust.as_ref().map_or(i64::MIN, |t| t.at.timestamp_millis());
+        let seen = rules::Seen {
+            pair: pair
+                .iter()
+                .map(|a| a.at.timestamp_millis())
+                .filter(|&at| at > reset)
+                .collect(),
+            address,
+            account,
+            trusted: trust.is_some_and(|t| {
+                now_ms
+                    < t.at
+                        .timestamp_millis()
+                        .saturating_add(rules::millis(cfg.trusted_for))
+            }),
+        };
+        let over = rules::over(cfg, now_ms, &seen);
+        if over.is_empty() {
+            return Ok(Admission::Check(Attempt {
+                id: Some(id),
+                subject: subject.clone(),
+            }));
+        }
+        let refusal = self.refuse(store, subject, id, now_ms, &seen, &over).await;
+        Ok(Admission::Refused(refusal))
+    }
+
+    /// Deletes the refused attempt's record, works out when the next check may come, and logs
+    /// the block.
+    async fn refuse(
+        &self,
+        store: &Store,
+        subject: &Subject,
+        id: ObjectId,
+        now_ms: i64,
+        seen: &rules::Seen,
+        over: &[(Limit, Option<i64>)],
+    ) -> Refusal {
+        let cfg = &self.cfg;
+        if let Err(e) = attempts(store).delete_one(doc! {"_id": id}).await {
+            tracing::warn!(event = "throttle_unavailable", error = %chain(&StoreError::from(e)), "a refused attempt's record was not deleted; it counts until it expires");
+        }
+        let mut ready = now_ms;
+        for (limit, known) in over {
+            let at = match (limit, known) {
+                (_, Some(at)) => Some(*at),
+                (Limit::Address, None) => {
+                    let key = ("address", &subject.address_key);
+                    self.window_ends(
+                        store,
+                        key,
+                        id,
+                        now_ms,
+                        cfg.address_window,
+                        seen.address,
+                        cfg.address_failures,
+                    )
+                    .await
+                }
+                (Limit::Account, None) => {
+                    let key = ("account", &subject.account_key);
+                    self.window_ends(
+                        store,
+                        key,
+                        id,
+                        now_ms,
+                        cfg.account_window,
+                        seen.account,
+                        cfg.account_failures,
+                    )
+                    .await
+                }
+                (Limit::Pair, None) => None,
+            };
+            ready = ready.max(at.unwrap_or(now_ms.saturating_add(1000)));
+        }
+        let refusal = Refusal {
+            limits: over.iter().map(|(l, _)| *l).collect(),
+            retry_after_secs: rules::retry_after_secs(now_ms, ready),
+        };
+        let limits: Vec<&str> = refusal.limits.iter().map(|l| l.as_str()).collect();
+        tracing::warn!(
+            event = "password_throttled",
+            route = subject.route,
+            account = %subject.account_key,
+            address = %subject.address,
+            limits = %limits.join(","),
+            pair_failures = seen.pair.len(),
+            address_failures = seen.address,
+            account_failures = seen.account,
+            trusted = seen.trusted,
+            until = %DateTime::from_millis(ready).try_to_rfc3339_string().unwrap_or_default(),
+            retry_after_s = refusal.retry_after_secs,
+            "password check refused by the throttle"
+        );
+        refusal
+    }
+
+    /// When a sliding window over `count` others (budget `budget`) lets the next attempt in:
+    /// once the oldest `count - budget + 1` of them have left it.
+    #[allow(clippy::too_many_arguments)]
+    async fn window_ends(
+        &self,
+        store: &Store,
+        (field, key): (&str, &String),
+        id: ObjectId,
+        now_ms: i64,
+        window: Duration,
+        count: u64,
+        budget: u32,
+    ) -> Option<i64> {
+        let since = DateTime::from_millis(now_ms.saturating_sub(rules::millis(window)));
+        let skip = count.saturating_sub(u64::from(budget));
+        let found = attempts(store)
+            .clone_with_type::<At>()
+            .find_one(doc! {field: key, "at": {"$gt": since}, "_id": {"$ne": id}})
+            .sort(doc! {"at": 1})
+            .skip(skip)
+            .projection(doc! {"at": 1})
+            .await;
+        match found {
+            Ok(Some(at)) => Some(
+                at.at
+                    .timestamp_millis()
+                    .saturating_add(rules::millis(window)),
+            ),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(event = "throttle_unavailable", error = %chain(&StoreError::from(e)), "could not work out when a window ends");
+                None
+            }
+        }
+    }
+}
+
+impl Attempt {
+    /// The password was right: the record goes (it was no failure) and the pair's trust is
+    /// written, which resets its count and exempts the address from the account's budget.
+    /// Failures are logged, never answered: the sign-in has succeeded either way.
+    pub async fn succeeded(self, store: &Store, trusted_for: Duration, forget_after: Duration) {
+        let Some(id) = self.id else { return };
+        let now = DateTime::now();
+        let keep = trusted_for.max(forget_after);
+        let (records, trust_records) = (attempts(store), trusted(store));
+        let delete = records.delete_one(doc! {"_id": id});
+        let trust = TrustDoc {
+            pair: self.subject.pair.clone(),
+            at: now,
+            expires_at: after(now.timestamp_millis(), keep),
+        };
+        let write = trust_records
+            .replace_one(doc! {"_id": &self.subject.pair}, &trust)
+            .upsert(true);
+        let (deleted, written) =
+            timing::step(timing::Kind::Database, "throttle.succeeded", async {
+                tokio::join!(delete, write)
+            })
+            .await;
+        let written = written.map_err(StoreError::from);
+        // Two concurrent successes may both try to insert the trust: either one will do.
+        let written = match written {
+            Err(StoreError::Duplicate(_)) => Ok(()),
+            other => other.map(|_| ()),
+        };
+        for e in [deleted.err().map(StoreError::from), written.err()]
+            .into_iter()
+            .flatten()
+        {
+            tracing::warn!(event = "throttle_unavailable", route = self.subject.route, error = %chain(&e), "a correct password's throttle records were not updated");
+        }
+    }
+
+    /// The password was wrong: the record stays, as the failure. Logged for the security trail.
+    pub fn failed(self) {
+        tracing::info!(
+            event = "password_check_failed",
+            route = self.subject.route,
+            account = %self.subject.account_key,
+            address = %self.subject.address,
+            tracked = self.id.is_some(),
+            "a password check failed"
+        );
+    }
+}
+
+fn after(now_ms: i64, d: Duration) -> DateTime {
+    DateTime::from_millis(now_ms.saturating_add(rules::millis(d)))
+}
+
+fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length; the error exists only for fixed-key-size MACs.
+        Err(_) => unreachable!("HMAC accepts keys of every length"),
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}

@@ -1,0 +1,185 @@
+//! The throttles' decision, pure: what an attempt saw of the attempts before it, and whether it
+//! may check a password now. No I/O, no clock: [`super::Throttle::check`] gathers the facts.
+use std::time::Duration;
+
+use crate::config::ThrottleConfig;
+
+/// What one attempt saw after recording itself (its own record excluded). Times are Unix
+/// milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Seen {
+    /// When each other attempt by this address at this account began, since the last success
+    /// there and within `forget_after`: failures, and checks still running.
+    pub pair: Vec<i64>,
+    /// Other attempts by this address, at any account, within `address_window`.
+    pub address: u64,
+    /// Other attempts at this account, from anywhere, within `account_window`.
+    pub account: u64,
+    /// Whether this address signed in to this account within `trusted_for`.
+    pub trusted: bool,
+}
+
+/// Which budget refused an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The growing delay of one address at one account.
+    Pair,
+    /// One address across accounts (credential stuffing).
+    Address,
+    /// One account from addresses it has not signed in from.
+    Account,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Pair => "address_at_account",
+            Limit::Address => "address",
+            Limit::Account => "account",
+        }
+    }
+}
+
+/// The wait before the next check after `failures` failures of one address at one account:
+/// none for the first `free_failures`, then `delay` doubled by each further one, at most
+/// `max_delay`.
+pub(super) fn pair_delay(cfg: &ThrottleConfig, failures: usize) -> Duration {
+    let Some(over) = failures.checked_sub(cfg.free_failures as usize) else {
+        return Duration::ZERO;
+    };
+    let factor = u32::try_from(over)
+        .ok()
+        .and_then(|n| 1u32.checked_shl(n))
+        .unwrap_or(u32::MAX);
+    cfg.delay.saturating_mul(factor).min(cfg.max_delay)
+}
+
+/// Whether the pair delay refuses an attempt at `now`, and until when.
+pub(super) fn pair_ready_at(cfg: &ThrottleConfig, pair: &[i64]) -> Option<i64> {
+    let wait = pair_delay(cfg, pair.len());
+    if wait.is_zero() {
+        return None;
+    }
+    let last = pair.iter().copied().max()?;
+    Some(last.saturating_add(millis(wait)))
+}
+
+/// The budgets an attempt is over, given what it saw: the pair delay (if still running at
+/// `now`, with the time it ends), the address budget and the account budget (the times those
+/// end need one more query, made only for a refusal).
+pub(super) fn over(cfg: &ThrottleConfig, now: i64, seen: &Seen) -> Vec<(Limit, Option<i64>)> {
+    let mut limits = Vec::new();
+    if let Some(ready) = pair_ready_at(cfg, &seen.pair)
+        && now < ready
+    {
+        limits.push((Limit::Pair, Some(ready)));
+    }
+    if seen.address >= u64::from(cfg.address_failures) {
+        limits.push((Limit::Address, None));
+    }
+    if !seen.trusted && seen.account >= u64::from(cfg.account_failures) {
+        limits.push((Limit::Account, None));
+    }
+    limits
+}
+
+/// Whole seconds to put in `Retry-After` for a refusal that ends at `ready`: rounded up, at
+/// least one.
+pub fn retry_after_secs(now: i64, ready: i64) -> u64 {
+    let ms = ready.saturating_sub(now).max(1);
+    u64::try_from(ms.saturating_add(999) / 1000)
+        .unwrap_or(1)
+        .max(1)
+}
+
+pub(super) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> ThrottleConfig {
+        ThrottleConfig {
+            enabled: true,
+            free_failures: 5,
+            delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(900),
+            forget_after: Duration::from_secs(86_400),
+            address_failures: 100,
+            address_window: Duration::from_secs(86_400),
+            account_failures: 100,
+            account_window: Duration::from_secs(3600),
+            trusted_for: Duration::from_secs(30 * 86_400),
+        }
+    }
+
+    #[test]
+    fn the_pair_delay_is_free_then_doubles_up_to_its_maximum() {
+        let c = cfg();
+        let got: Vec<u64> = (0..=20).map(|f| pair_delay(&c, f).as_secs()).collect();
+        assert_eq!(
+            got,
+            [
+                0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900, 900, 900, 900
+            ]
+        );
+        assert_eq!(pair_delay(&c, usize::MAX).as_secs(), 900, "no overflow");
+    }
+
+    #[test]
+    fn an_attempt_waits_for_the_delay_after_the_latest_failure() {
+        let c = cfg();
+        let failures = vec![1_000, 2_000, 3_000, 4_000, 5_000];
+        let seen = |now_pair: Vec<i64>| Seen {
+            pair: now_pair,
+            ..Seen::default()
+        };
+        assert_eq!(over(&c, 5_001, &seen(failures[..4].to_vec())), vec![]);
+        assert_eq!(
+            over(&c, 5_500, &seen(failures.clone())),
+            vec![(Limit::Pair, Some(6_000))]
+        );
+        assert_eq!(over(&c, 6_000, &seen(failures)), vec![]);
+    }
+
+    #[test]
+    fn the_address_and_account_budgets_count_other_attempts() {
+        let c = cfg();
+        let at = |address, account, trusted| Seen {
+            address,
+            account,
+            trusted,
+            ..Seen::default()
+        };
+        assert_eq!(over(&c, 0, &at(99, 99, false)), vec![]);
+        assert_eq!(
+            over(&c, 0, &at(100, 0, false)),
+            vec![(Limit::Address, None)]
+        );
+        assert_eq!(
+            over(&c, 0, &at(0, 100, false)),
+            vec![(Limit::Account, None)]
+        );
+        assert_eq!(
+            over(&c, 0, &at(0, 100_000, true)),
+            vec![],
+            "an address that signed in to the account is not held to the account's budget"
+        );
+        assert_eq!(
+            over(&c, 0, &at(100, 0, true)),
+            vec![(Limit::Address, None)],
+            "but it is held to its own"
+        );
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_and_is_never_zero() {
+        assert_eq!(retry_after_secs(0, 1), 1);
+        assert_eq!(retry_after_secs(0, 1_000), 1);
+        assert_eq!(retry_after_secs(0, 1_001), 2);
+        assert_eq!(retry_after_secs(5_000, 4_000), 1);
+        assert_eq!(retry_after_secs(0, 900_000), 900);
+    }
+}
