@@ -204,7 +204,20 @@ async fn login_answers_match_the_openapi_document() {
             );
         }
     }
-    r.finish(&[200, 400, 401, 405, 413, 415]);
+    // Guessing: failures until the throttle refuses (5 free per address and account).
+    let guess = || post_json(LOGIN, &json!({"username": "ada", "password": "a guess"}));
+    let mut refused = None;
+    for _ in 0..6 {
+        let resp = login::handle(t.app, guess()).await;
+        if resp.status() == 429 {
+            refused = Some(resp);
+            break;
+        }
+        r.conforms("a guess", &resp, 401);
+    }
+    let resp = refused.expect("the throttle refused a guess");
+    r.conforms("throttled guess", &resp, 429);
+    r.finish(&[200, 400, 401, 405, 413, 415, 429]);
 }
 
 #[tokio::test]
@@ -560,7 +573,21 @@ async fn change_password_answers_match_the_openapi_document() {
     )
     .await;
     r.conforms("text/plain", &resp, 415);
-    r.finish(&[200, 400, 401, 415]);
+    // Guessing the old password: 400s until the throttle refuses (5 free since the change,
+    // whose correct old password reset the count).
+    let guess = || {
+        session.cookie(post_json(
+            CHANGE_PASSWORD,
+            &json!({"oldPassword": "a guess", "newPassword": "another new passphrase"}),
+        ))
+    };
+    for _ in 0..5 {
+        let resp = change_password::handle(t.app, guess()).await;
+        r.conforms("a guess", &resp, 400);
+    }
+    let resp = change_password::handle(t.app, guess()).await;
+    r.conforms("throttled guess", &resp, 429);
+    r.finish(&[200, 400, 401, 415, 429]);
 }
 
 #[tokio::test]
