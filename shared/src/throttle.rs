@@ -17,12 +17,20 @@
 //! **Counting on what both servers make atomic.** FerretDB 1.x runs `findAndModify` and
 //! updates as a read followed by a write, so a counter document would lose increments under
 //! concurrency. Inserts are atomic on both: every attempt first *inserts* its own record, then
-//! counts the records of the others (by `pair`, `address`, `account`, within each window). Of
+//! reads the records of the others (by `pair`, `address`, `account`, within each window). Of
 //! any number of concurrent attempts, the k-th to be inserted sees at least the k-1 before it,
-//! so no more than the budget get past a count, however many race. A refused attempt deletes its
-//! record (refusals are not failures, and an attacker's flood does not fill the collection); a
-//! checked one keeps it, and it becomes the failure record; a correct password deletes it and
-//! writes the pair's trust document, whose time resets the pair's count.
+//! so no more than the budget get past the reads, however many race. A refused attempt deletes
+//! its record (refusals are not failures, and an attacker's flood does not fill the
+//! collection); a checked one keeps it, and it becomes the failure record; a correct password
+//! deletes it and writes the pair's trust document (by `_id`), both beside the session's
+//! insert. The trust's time resets the pair's count, and while it is younger than
+//! `THROTTLE_TRUSTED_FOR` the address is exempt from the account's budget.
+//!
+//! The budget reads fetch the times of the records in each window, unsorted (FerretDB sorts
+//! in memory, slowly). A window holds at most its budget of failures plus the checks under way,
+//! because records are only added by checks that got through, so the reads stay small; the
+//! times say both whether the budget is spent and when the window lets the next attempt in, so
+//! a refusal needs no further read.
 //!
 //! Keys are HMACs (under a key derived from `ACCESS_TOKEN_SECRET`) of the account as presented
 //! (`u:` username or `e:` email at login, `id:` user id at change-password) and of the address:
@@ -60,10 +68,6 @@ pub use rules::{Limit, retry_after_secs};
 
 /// One record per password check begun (see the module doc).
 pub const ATTEMPTS: &str = "password_attempts";
-/// One record per address and account that checked a password correctly: its time resets the
-/// pair's count, and while it is younger than `THROTTLE_TRUSTED_FOR` the address is exempt from
-/// the account's budget.
-pub const TRUSTED: &str = "password_trusted";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct AttemptDoc {
@@ -82,6 +86,7 @@ struct At {
     at: DateTime,
 }
 
+/// One document per address and account whose password was right, by `_id` (the pair).
 #[derive(Debug, Serialize, Deserialize)]
 struct TrustDoc {
     #[serde(rename = "_id")]
@@ -94,6 +99,9 @@ struct TrustDoc {
 fn attempts(store: &Store) -> Collection<AttemptDoc> {
     store.collection(ATTEMPTS)
 }
+
+/// The pair's last correct password (see the module doc).
+pub const TRUSTED: &str = "password_trusted";
 
 fn trusted(store: &Store) -> Collection<TrustDoc> {
     store.collection(TRUSTED)
@@ -249,8 +257,7 @@ impl Throttle {
             .max(cfg.address_window)
             .max(cfg.account_window);
         let records = attempts(store);
-        let trust_records = trusted(store);
-        let at_records = records.clone_with_type::<At>();
+        let times = records.clone_with_type::<At>();
         records
             .insert_one(AttemptDoc {
                 id,
@@ -262,29 +269,27 @@ impl Throttle {
             })
             .await?;
         let since = |d: Duration| DateTime::from_millis(now_ms.saturating_sub(rules::millis(d)));
+        // The others' failures and checks under way in a window, newest first.
         let others = |field: &str, key: &str, window: Duration| {
-            doc! {field: key, "at": {"$gt": since(window)}, "_id": {"$ne": id}}
+            let filter = doc! {field: key, "at": {"$gt": since(window)}, "_id": {"$ne": id}};
+            let times = &times;
+            async move {
+                let found = times.find(filter).projection(doc! {"at": 1}).await?;
+                let found: Vec<At> = found.try_collect().await?;
+                let mut at: Vec<i64> = found.iter().map(|a| a.at.timestamp_millis()).collect();
+                at.sort_unstable_by(|a, b| b.cmp(a));
+                Ok::<_, mongodb::error::Error>(at)
+            }
         };
-        let pair = async {
-            let found = at_records
-                .find(others("pair", &subject.pair, cfg.forget_after))
-                .projection(doc! {"at": 1})
-                .await?;
-            found.try_collect::<Vec<At>>().await
-        };
-        let address =
-            records.count_documents(others("address", &subject.address_key, cfg.address_window));
-        let account =
-            records.count_documents(others("account", &subject.account_key, cfg.account_window));
+        let pair = others("pair", &subject.pair, cfg.forget_after);
+        let address = others("address", &subject.address_key, cfg.address_window);
+        let account = others("account", &subject.account_key, cfg.account_window);
+        let trust_records = trusted(store);
         let trust = trust_records.find_one(doc! {"_id": &subject.pair});
         let (pair, address, account, trust) = tokio::try_join!(pair, address, account, trust)?;
         let reset = trust.as_ref().map_or(i64::MIN, |t| t.at.timestamp_millis());
         let seen = rules::Seen {
-            pair: pair
-                .iter()
-                .map(|a| a.at.timestamp_millis())
-                .filter(|&at| at > reset)
-                .collect(),
+            pair: pair.into_iter().filter(|&at| at > reset).collect(),
             address,
             account,
             trusted: trust.is_some_and(|t| {
@@ -301,59 +306,23 @@ impl Throttle {
                 subject: subject.clone(),
             }));
         }
-        let refusal = self.refuse(store, subject, id, now_ms, &seen, &over).await;
-        Ok(Admission::Refused(refusal))
-    }
-
-    /// Deletes the refused attempt's record, works out when the next check may come, and logs
-    /// the block.
-    async fn refuse(
-        &self,
-        store: &Store,
-        subject: &Subject,
-        id: ObjectId,
-        now_ms: i64,
-        seen: &rules::Seen,
-        over: &[(Limit, Option<i64>)],
-    ) -> Refusal {
-        let cfg = &self.cfg;
-        if let Err(e) = attempts(store).delete_one(doc! {"_id": id}).await {
+        if let Err(e) = records.delete_one(doc! {"_id": id}).await {
             tracing::warn!(event = "throttle_unavailable", error = %chain(&StoreError::from(e)), "a refused attempt's record was not deleted; it counts until it expires");
         }
-        let mut ready = now_ms;
-        for (limit, known) in over {
-            let at = match (limit, known) {
-                (_, Some(at)) => Some(*at),
-                (Limit::Address, None) => {
-                    let key = ("address", &subject.address_key);
-                    self.window_ends(
-                        store,
-                        key,
-                        id,
-                        now_ms,
-                        cfg.address_window,
-                        seen.address,
-                        cfg.address_failures,
-                    )
-                    .await
-                }
-                (Limit::Account, None) => {
-                    let key = ("account", &subject.account_key);
-                    self.window_ends(
-                        store,
-                        key,
-                        id,
-                        now_ms,
-                        cfg.account_window,
-                        seen.account,
-                        cfg.account_failures,
-                    )
-                    .await
-                }
-                (Limit::Pair, None) => None,
-            };
-            ready = ready.max(at.unwrap_or(now_ms.saturating_add(1000)));
-        }
+        Ok(Admission::Refused(
+            self.refusal(subject, now_ms, &seen, &over),
+        ))
+    }
+
+    /// The refusal for what an attempt saw, logged as the security event.
+    fn refusal(
+        &self,
+        subject: &Subject,
+        now_ms: i64,
+        seen: &rules::Seen,
+        over: &[(Limit, i64)],
+    ) -> Refusal {
+        let ready = over.iter().map(|(_, at)| *at).max().unwrap_or(now_ms);
         let refusal = Refusal {
             limits: over.iter().map(|(l, _)| *l).collect(),
             retry_after_secs: rules::retry_after_secs(now_ms, ready),
@@ -366,50 +335,14 @@ impl Throttle {
             address = %subject.address,
             limits = %limits.join(","),
             pair_failures = seen.pair.len(),
-            address_failures = seen.address,
-            account_failures = seen.account,
+            address_failures = seen.address.len(),
+            account_failures = seen.account.len(),
             trusted = seen.trusted,
             until = %DateTime::from_millis(ready).try_to_rfc3339_string().unwrap_or_default(),
             retry_after_s = refusal.retry_after_secs,
             "password check refused by the throttle"
         );
         refusal
-    }
-
-    /// When a sliding window over `count` others (budget `budget`) lets the next attempt in:
-    /// once the oldest `count - budget + 1` of them have left it.
-    #[allow(clippy::too_many_arguments)]
-    async fn window_ends(
-        &self,
-        store: &Store,
-        (field, key): (&str, &String),
-        id: ObjectId,
-        now_ms: i64,
-        window: Duration,
-        count: u64,
-        budget: u32,
-    ) -> Option<i64> {
-        let since = DateTime::from_millis(now_ms.saturating_sub(rules::millis(window)));
-        let skip = count.saturating_sub(u64::from(budget));
-        let found = attempts(store)
-            .clone_with_type::<At>()
-            .find_one(doc! {field: key, "at": {"$gt": since}, "_id": {"$ne": id}})
-            .sort(doc! {"at": 1})
-            .skip(skip)
-            .projection(doc! {"at": 1})
-            .await;
-        match found {
-            Ok(Some(at)) => Some(
-                at.at
-                    .timestamp_millis()
-                    .saturating_add(rules::millis(window)),
-            ),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(event = "throttle_unavailable", error = %chain(&StoreError::from(e)), "could not work out when a window ends");
-                None
-            }
-        }
     }
 }
 
@@ -420,25 +353,28 @@ impl Attempt {
     pub async fn succeeded(self, store: &Store, trusted_for: Duration, forget_after: Duration) {
         let Some(id) = self.id else { return };
         let now = DateTime::now();
-        let keep = trusted_for.max(forget_after);
-        let (records, trust_records) = (attempts(store), trusted(store));
-        let delete = records.delete_one(doc! {"_id": id});
         let trust = TrustDoc {
             pair: self.subject.pair.clone(),
             at: now,
-            expires_at: after(now.timestamp_millis(), keep),
+            expires_at: after(now.timestamp_millis(), trusted_for.max(forget_after)),
         };
-        let write = trust_records
-            .replace_one(doc! {"_id": &self.subject.pair}, &trust)
-            .upsert(true);
+        let (records, trust_records) = (attempts(store), trusted(store));
+        let writes = async {
+            tokio::join!(
+                async { records.delete_one(doc! {"_id": id}).await },
+                async {
+                    trust_records
+                        .replace_one(doc! {"_id": &trust.pair}, &trust)
+                        .upsert(true)
+                        .await
+                },
+            )
+        };
         let (deleted, written) =
-            timing::step(timing::Kind::Database, "throttle.succeeded", async {
-                tokio::join!(delete, write)
-            })
-            .await;
-        let written = written.map_err(StoreError::from);
-        // Two concurrent successes may both try to insert the trust: either one will do.
-        let written = match written {
+            timing::step(timing::Kind::Database, "throttle.succeeded", writes).await;
+        // Two concurrent successes may both insert the trust (FerretDB's upsert is a read, then
+        // a write): either one will do.
+        let written = match written.map_err(StoreError::from) {
             Err(StoreError::Duplicate(_)) => Ok(()),
             other => other.map(|_| ()),
         };

@@ -133,6 +133,11 @@ impl Caller {
         Self::login_as(app, username, workload::WRONG_PASSWORD, 401)
     }
 
+    /// Logins as `username` with [`workload::WRONG_PASSWORD`] that the throttles refuse (429).
+    pub fn throttled_login(app: &'static App, username: &str) -> Self {
+        Self::login_as(app, username, workload::WRONG_PASSWORD, 429)
+    }
+
     fn login_as(app: &'static App, username: &str, password: &'static str, status: u16) -> Self {
         let username = username.to_owned();
         Self {
@@ -293,7 +298,7 @@ impl Side for Caller {
 
 /// A floor: a closure returning a future that times one call of its own.
 #[derive(Clone)]
-pub struct Floor<F>(F);
+pub struct Floor<F>(pub F);
 
 /// Nothing to time: for a breakdown whose calls need nothing run between them.
 pub struct Nothing;
@@ -331,7 +336,7 @@ async fn alternate(
 /// Times each of `sides` once per round, `rounds` times (after `WARMUP` unrecorded rounds), in
 /// [`turn_order`]: every side goes first equally often, so drift in the machine's speed hits all
 /// series alike. The timings come back in the order of `sides`.
-async fn round_robin(
+pub(crate) async fn round_robin(
     rounds: usize,
     sides: &mut [&mut dyn AnySide],
 ) -> Result<Vec<Vec<Duration>>, String> {
@@ -463,7 +468,7 @@ pub struct Ratio {
 }
 
 /// Names with their timings, each series compared with the first.
-fn series(names: &[String], timings: &[Vec<Duration>]) -> Vec<Series> {
+pub(crate) fn series(names: &[String], timings: &[Vec<Duration>]) -> Vec<Series> {
     let first = timings.first().map(Vec::as_slice).unwrap_or_default();
     names
         .iter()
@@ -675,7 +680,7 @@ pub async fn authorizer(
 }
 
 /// One argon2id verification of `stored` (parse, hash, compare) and nothing else, timed.
-fn bare_verify(stored: &str) -> Result<Duration, String> {
+pub(crate) fn bare_verify(stored: &str) -> Result<Duration, String> {
     let started = Instant::now();
     let parsed = PasswordHash::new(stored).map_err(|e| e.to_string())?;
     let (salt, expected) = parsed.salt.zip(parsed.hash).ok_or("no salt or hash")?;

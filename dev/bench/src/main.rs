@@ -18,6 +18,7 @@ mod profile;
 mod report;
 mod runtime_api;
 mod stats;
+mod throttle;
 mod workload;
 
 use std::{collections::HashMap, path::PathBuf, process::ExitCode};
@@ -203,11 +204,28 @@ async fn run(o: Options) -> Result<Report, String> {
     if let Some(dir) = vars.get("UPLOAD_TMP_DIR") {
         std::fs::create_dir_all(dir).map_err(|e| format!("UPLOAD_TMP_DIR {dir}: {e}"))?;
     }
-    let app: &'static App = Box::leak(Box::new(
-        App::new(parsed)
+    // The rows that time password checks themselves (login against its verify, refusals,
+    // first logins) repeat failures from one address, which the throttles would refuse: their
+    // app has them off. The throttle run compares login with them on and off; its app's delay
+    // keeps the refused series refused for the whole run.
+    let mut unthrottled = parsed.clone();
+    unthrottled.throttle.enabled = false;
+    let mut throttled = parsed;
+    throttled.throttle.enabled = true;
+    throttled.throttle.delay = std::time::Duration::from_secs(15 * 60);
+    throttled.throttle.max_delay = throttled.throttle.delay.max(throttled.throttle.max_delay);
+    throttled.throttle.forget_after = throttled
+        .throttle
+        .forget_after
+        .max(throttled.throttle.max_delay);
+    let build = |config| async move {
+        App::new(config)
             .await
-            .map_err(|e| format!("building the app: {e}"))?,
-    ));
+            .map(|app| &*Box::leak(Box::new(app)))
+            .map_err(|e| format!("building the app: {e}"))
+    };
+    let app: &'static App = build(unthrottled).await?;
+    let app_throttled: &'static App = build(throttled).await?;
     // Indexes exist before anything is timed, as on a database in service.
     let store = floors::store(app).await?;
     let username = workload::unique_name("bench");
@@ -272,7 +290,8 @@ async fn run(o: Options) -> Result<Report, String> {
         }
     }
 
-    let (mut latency, mut latency_breakdown, mut login_failures) = (Vec::new(), Vec::new(), None);
+    let (mut latency, mut latency_breakdown, mut login_failures, mut login_throttle) =
+        (Vec::new(), Vec::new(), None, None);
     if o.runs("latency") {
         eprintln!("[bench] in-process latency against the floors");
         let has = |f: &str| function_names.iter().any(|n| n == f);
@@ -280,6 +299,12 @@ async fn run(o: Options) -> Result<Report, String> {
             match floors::login(app, &username, o.pairs * LOGIN_PAIRS_FACTOR).await {
                 Ok(c) => latency.push(c),
                 Err(e) => problems.push(format!("login latency: {e}")),
+            }
+            eprintln!("[bench] login with the throttles on and off, against its floor");
+            let rounds = o.pairs * LOGIN_PAIRS_FACTOR;
+            match throttle::login(app_throttled, app, &username, rounds).await {
+                Ok(t) => login_throttle = Some(t),
+                Err(e) => problems.push(format!("login throttle: {e}")),
             }
         }
         if has("refresh") {
@@ -368,6 +393,7 @@ async fn run(o: Options) -> Result<Report, String> {
         latency,
         latency_breakdown,
         login_failures,
+        login_throttle,
         http,
         sizes,
         arm64_note: o.arm64_note.clone(),

@@ -93,6 +93,9 @@ pub struct Check {
     pub met: bool,
 }
 
+/// #15: a successful login with the throttles on, at most this multiple of its floor.
+const LOGIN_THROTTLED_MAX: f64 = 1.05;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub generated_at: String,
@@ -107,6 +110,8 @@ pub struct Report {
     pub latency_breakdown: Vec<Breakdown>,
     /// Login's refusals and a Node-era first login against an unknown username's refusal.
     pub login_failures: Option<LoginFailures>,
+    /// Login with the throttles on and off, and a refused attempt, against login's floor.
+    pub login_throttle: Option<LoginFailures>,
     pub http: Vec<RouteLoad>,
     pub sizes: Vec<Size>,
     pub arm64_note: Option<String>,
@@ -183,6 +188,20 @@ impl Report {
                 measured,
                 target,
                 met,
+            });
+        }
+        // Login with the throttles on, against the floor of a login (lookup, verify, insert).
+        if let Some(on) = self
+            .login_throttle
+            .as_ref()
+            .and_then(|f| f.series.get(1))
+            .and_then(|s| s.vs_first)
+        {
+            checks.push(Check {
+                what: "latency login, throttles on, vs lookup + verify + insert".to_owned(),
+                measured: format!("{:.3}x (per round {:.3}x)", on.of_medians, on.per_round),
+                target: format!("<= {LOGIN_THROTTLED_MAX:.2}x"),
+                met: on.of_medians <= LOGIN_THROTTLED_MAX,
             });
         }
         for s in self
@@ -386,35 +405,12 @@ impl Report {
         }
 
         if let Some(f) = &self.login_failures {
-            let _ = writeln!(
-                t,
-                "  login refusals and a Node-era first login, round-robin in one run, {} calls each (after {} warm-up rounds):",
-                f.rounds,
-                crate::floors::WARMUP,
-            );
-            let _ = writeln!(
-                t,
-                "    {:<44}{:>10}{:>10}{:>10}{:>11}",
-                "series", "median", "p90", "vs (a)", "per round"
-            );
-            for s in &f.series {
-                let (of_medians, per_round) =
-                    s.vs_first.map_or(("-".to_owned(), "-".to_owned()), |r| {
-                        (
-                            format!("{:.3}x", r.of_medians),
-                            format!("{:.3}x", r.per_round),
-                        )
-                    });
-                let _ = writeln!(
-                    t,
-                    "    {:<44}{:>10}{:>10}{:>10}{:>11}",
-                    s.name,
-                    ms(s.timings.median_ms),
-                    ms(s.timings.p90_ms),
-                    of_medians,
-                    per_round,
-                );
-            }
+            let title = "login refusals and a Node-era first login, throttles off";
+            series_table(&mut t, title, "vs (a)", f);
+        }
+        if let Some(f) = &self.login_throttle {
+            let title = "login with the password throttles on and off, and a refused attempt";
+            series_table(&mut t, title, "vs floor", f);
         }
 
         let _ = writeln!(
@@ -585,5 +581,37 @@ fn truncate(s: &str, max: usize) -> String {
     match one_line.char_indices().nth(max) {
         Some((i, _)) => format!("{}...", &one_line[..i]),
         None => one_line,
+    }
+}
+
+/// One round-robin run as a table: each series' median and p90, and its ratio to the first.
+fn series_table(t: &mut String, title: &str, versus: &str, f: &LoginFailures) {
+    let _ = writeln!(
+        t,
+        "  {title}, round-robin in one run, {} calls each (after {} warm-up rounds):",
+        f.rounds,
+        crate::floors::WARMUP,
+    );
+    let _ = writeln!(
+        t,
+        "    {:<50}{:>10}{:>10}{:>10}{:>11}",
+        "series", "median", "p90", versus, "per round"
+    );
+    for s in &f.series {
+        let (of_medians, per_round) = s.vs_first.map_or(("-".to_owned(), "-".to_owned()), |r| {
+            (
+                format!("{:.3}x", r.of_medians),
+                format!("{:.3}x", r.per_round),
+            )
+        });
+        let _ = writeln!(
+            t,
+            "    {:<50}{:>10}{:>10}{:>10}{:>11}",
+            s.name,
+            ms(s.timings.median_ms),
+            ms(s.timings.p90_ms),
+            of_medians,
+            per_round,
+        );
     }
 }

@@ -11,10 +11,11 @@ pub(super) struct Seen {
     /// When each other attempt by this address at this account began, since the last success
     /// there and within `forget_after`: failures, and checks still running.
     pub pair: Vec<i64>,
-    /// Other attempts by this address, at any account, within `address_window`.
-    pub address: u64,
-    /// Other attempts at this account, from anywhere, within `account_window`.
-    pub account: u64,
+    /// When the newest other attempts by this address, at any account, within `address_window`
+    /// began, newest first, at most `address_failures` of them.
+    pub address: Vec<i64>,
+    /// The same at this account, from anywhere, within `account_window`.
+    pub account: Vec<i64>,
     /// Whether this address signed in to this account within `trusted_for`.
     pub trusted: bool,
 }
@@ -64,21 +65,28 @@ pub(super) fn pair_ready_at(cfg: &ThrottleConfig, pair: &[i64]) -> Option<i64> {
     Some(last.saturating_add(millis(wait)))
 }
 
-/// The budgets an attempt is over, given what it saw: the pair delay (if still running at
-/// `now`, with the time it ends), the address budget and the account budget (the times those
-/// end need one more query, made only for a refusal).
-pub(super) fn over(cfg: &ThrottleConfig, now: i64, seen: &Seen) -> Vec<(Limit, Option<i64>)> {
+/// When a sliding `window` with `budget` lets the next attempt in, given the newest others
+/// in it (newest first): once the `budget`-th newest has left it. `None` while under budget.
+fn window_ready_at(newest: &[i64], budget: u32, window: Duration) -> Option<i64> {
+    let nth = newest.get((budget as usize).checked_sub(1)?)?;
+    Some(nth.saturating_add(millis(window)))
+}
+
+/// The budgets an attempt is over at `now`, given what it saw, each with the time it ends.
+pub(super) fn over(cfg: &ThrottleConfig, now: i64, seen: &Seen) -> Vec<(Limit, i64)> {
     let mut limits = Vec::new();
     if let Some(ready) = pair_ready_at(cfg, &seen.pair)
         && now < ready
     {
-        limits.push((Limit::Pair, Some(ready)));
+        limits.push((Limit::Pair, ready));
     }
-    if seen.address >= u64::from(cfg.address_failures) {
-        limits.push((Limit::Address, None));
+    if let Some(ready) = window_ready_at(&seen.address, cfg.address_failures, cfg.address_window) {
+        limits.push((Limit::Address, ready));
     }
-    if !seen.trusted && seen.account >= u64::from(cfg.account_failures) {
-        limits.push((Limit::Account, None));
+    if let Some(ready) = window_ready_at(&seen.account, cfg.account_failures, cfg.account_window)
+        && !seen.trusted
+    {
+        limits.push((Limit::Account, ready));
     }
     limits
 }
@@ -139,37 +147,43 @@ mod tests {
         assert_eq!(over(&c, 5_001, &seen(failures[..4].to_vec())), vec![]);
         assert_eq!(
             over(&c, 5_500, &seen(failures.clone())),
-            vec![(Limit::Pair, Some(6_000))]
+            vec![(Limit::Pair, 6_000)]
         );
         assert_eq!(over(&c, 6_000, &seen(failures)), vec![]);
     }
 
     #[test]
-    fn the_address_and_account_budgets_count_other_attempts() {
-        let c = cfg();
-        let at = |address, account, trusted| Seen {
-            address,
-            account,
+    fn the_address_and_account_budgets_count_other_attempts_and_end_with_their_windows() {
+        let c = ThrottleConfig {
+            address_failures: 3,
+            account_failures: 3,
+            ..cfg()
+        };
+        let newest = |n: i64| (0..n).map(|i| 10_000 - i * 1_000).collect::<Vec<i64>>();
+        let at = |address: i64, account: i64, trusted| Seen {
+            address: newest(address),
+            account: newest(account),
             trusted,
             ..Seen::default()
         };
-        assert_eq!(over(&c, 0, &at(99, 99, false)), vec![]);
+        assert_eq!(over(&c, 10_001, &at(2, 2, false)), vec![]);
+        // The third newest (at 8 000) leaves the day-long address window first.
         assert_eq!(
-            over(&c, 0, &at(100, 0, false)),
-            vec![(Limit::Address, None)]
+            over(&c, 10_001, &at(3, 0, false)),
+            vec![(Limit::Address, 8_000 + 86_400_000)]
         );
         assert_eq!(
-            over(&c, 0, &at(0, 100, false)),
-            vec![(Limit::Account, None)]
+            over(&c, 10_001, &at(0, 3, false)),
+            vec![(Limit::Account, 8_000 + 3_600_000)]
         );
         assert_eq!(
-            over(&c, 0, &at(0, 100_000, true)),
+            over(&c, 10_001, &at(0, 3, true)),
             vec![],
             "an address that signed in to the account is not held to the account's budget"
         );
         assert_eq!(
-            over(&c, 0, &at(100, 0, true)),
-            vec![(Limit::Address, None)],
+            over(&c, 10_001, &at(3, 0, true)).len(),
+            1,
             "but it is held to its own"
         );
     }
