@@ -26,8 +26,8 @@
 //! insert. The trust's time resets the pair's count, and while it is younger than
 //! `THROTTLE_TRUSTED_FOR` the address is exempt from the account's budget.
 //!
-//! The budget reads fetch the times of the records in each window, unsorted (FerretDB sorts
-//! in memory, slowly). A window holds at most its budget of failures plus the checks under way,
+//! The budgets are read in one query (an `$or` of the three keys, each within its window) that
+//! fetches the records' times, unsorted (FerretDB sorts in memory, slowly). A window holds at most its budget of failures plus the checks under way,
 //! because records are only added by checks that got through, so the reads stay small; the
 //! times say both whether the budget is spent and when the window lets the next attempt in, so
 //! a refusal needs no further read.
@@ -81,8 +81,12 @@ struct AttemptDoc {
     expires_at: DateTime,
 }
 
+/// What the budget read needs of another attempt's record.
 #[derive(Debug, Deserialize)]
-struct At {
+struct Other {
+    pair: String,
+    address: String,
+    account: String,
     at: DateTime,
 }
 
@@ -257,7 +261,7 @@ impl Throttle {
             .max(cfg.address_window)
             .max(cfg.account_window);
         let records = attempts(store);
-        let times = records.clone_with_type::<At>();
+        let others = records.clone_with_type::<Other>();
         records
             .insert_one(AttemptDoc {
                 id,
@@ -269,24 +273,41 @@ impl Throttle {
             })
             .await?;
         let since = |d: Duration| DateTime::from_millis(now_ms.saturating_sub(rules::millis(d)));
-        // The others' failures and checks under way in a window, newest first.
-        let others = |field: &str, key: &str, window: Duration| {
-            let filter = doc! {field: key, "at": {"$gt": since(window)}, "_id": {"$ne": id}};
-            let times = &times;
-            async move {
-                let found = times.find(filter).projection(doc! {"at": 1}).await?;
-                let found: Vec<At> = found.try_collect().await?;
-                let mut at: Vec<i64> = found.iter().map(|a| a.at.timestamp_millis()).collect();
-                at.sort_unstable_by(|a, b| b.cmp(a));
-                Ok::<_, mongodb::error::Error>(at)
-            }
+        // The others' failures and checks under way, each budget within its window: one read
+        // (one scan on FerretDB, one index per branch on MongoDB), split up here.
+        let filter = doc! {
+            "_id": {"$ne": id},
+            "$or": [
+                {"pair": &subject.pair, "at": {"$gt": since(cfg.forget_after)}},
+                {"address": &subject.address_key, "at": {"$gt": since(cfg.address_window)}},
+                {"account": &subject.account_key, "at": {"$gt": since(cfg.account_window)}},
+            ],
         };
-        let pair = others("pair", &subject.pair, cfg.forget_after);
-        let address = others("address", &subject.address_key, cfg.address_window);
-        let account = others("account", &subject.account_key, cfg.account_window);
+        let read = async {
+            let found = others
+                .find(filter)
+                .projection(doc! {"pair": 1, "address": 1, "account": 1, "at": 1})
+                .await?;
+            found.try_collect::<Vec<Other>>().await
+        };
         let trust_records = trusted(store);
         let trust = trust_records.find_one(doc! {"_id": &subject.pair});
-        let (pair, address, account, trust) = tokio::try_join!(pair, address, account, trust)?;
+        let (found, trust) = tokio::try_join!(read, trust)?;
+        // Newest first, each within its own window.
+        let within = |key: fn(&Other) -> &str, value: &str, window: Duration| {
+            let start = now_ms.saturating_sub(rules::millis(window));
+            let mut at: Vec<i64> = found
+                .iter()
+                .filter(|o| key(o) == value)
+                .map(|o| o.at.timestamp_millis())
+                .filter(|&at| at > start)
+                .collect();
+            at.sort_unstable_by(|a, b| b.cmp(a));
+            at
+        };
+        let pair = within(|o| &o.pair, &subject.pair, cfg.forget_after);
+        let address = within(|o| &o.address, &subject.address_key, cfg.address_window);
+        let account = within(|o| &o.account, &subject.account_key, cfg.account_window);
         let reset = trust.as_ref().map_or(i64::MIN, |t| t.at.timestamp_millis());
         let seen = rules::Seen {
             pair: pair.into_iter().filter(|&at| at > reset).collect(),
