@@ -1,5 +1,10 @@
 //! Helpers for end-to-end tests: the base URL of the functions under `cargo lambda watch`
-//! (started by `make test`), and direct access to the database and stand-in they use.
+//! behind the local API Gateway stand-in (`dev/gateway`, both started by `make test`), and
+//! direct access to the database and stand-in they use.
+//!
+//! The gateway records the TCP peer address as `requestContext.http.sourceIp`, as API Gateway
+//! does, so a test acts as another client address by connecting from another loopback address:
+//! [`client_from`], [`Api::from_address`].
 use serde_json::Value;
 use testkit::required_env;
 
@@ -33,6 +38,26 @@ impl Api {
         format!("{}/api/v1/users/{route}", self.base)
     }
 
+    /// This API as seen from another client address: its requests leave from `ip` (any of
+    /// 127.0.0.0/8, or `::1`), which the functions then see as `sourceIp`. For `::1` the base URL
+    /// becomes `[::1]` (the gateways `make test` and [`Watch`] start listen there too, where the
+    /// machine has IPv6 loopback).
+    pub fn from_address(&self, ip: std::net::IpAddr) -> Api {
+        let base = if ip.is_ipv6() {
+            self.base.replacen("127.0.0.1", "[::1]", 1)
+        } else {
+            self.base.clone()
+        };
+        Api {
+            base,
+            http: client_from(ip),
+            db: self.db.clone(),
+            cloud: self.cloud.clone(),
+            standin: self.standin.clone(),
+            staging: self.staging.clone(),
+        }
+    }
+
     /// Sends a request and returns (status, `Set-Cookie` values, JSON body), checking the envelope.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Vec<String>, Value) {
         let resp = req.send().await.expect("the local API answers");
@@ -63,6 +88,24 @@ impl Api {
             .await
             .expect("json")
     }
+}
+
+/// An HTTP client whose connections leave from `ip` (a loopback address: 127.0.0.x or `::1`), so
+/// that behind the local gateway the functions see `ip` as `sourceIp`.
+pub fn client_from(ip: std::net::IpAddr) -> reqwest::Client {
+    assert!(
+        ip.is_loopback(),
+        "{ip}: the tests act only as loopback addresses"
+    );
+    reqwest::Client::builder()
+        .local_address(ip)
+        .build()
+        .expect("http client")
+}
+
+/// Whether this machine can bind the IPv6 loopback address.
+pub fn has_ipv6_loopback() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
 }
 
 /// The value of cookie `name` among `Set-Cookie` header values.
@@ -180,15 +223,23 @@ impl LogCursor {
     }
 }
 
-/// A private `cargo lambda watch` serving the three functions with its own configuration, for
-/// tests that break a dependency (database, stand-in cloud, staging directory) and must not
-/// disturb the shared instance `make test` started. Its whole process group is stopped, by PID,
-/// when it is dropped.
+/// A private `cargo lambda watch` serving the functions with its own configuration, behind its
+/// own local gateway (`dev/gateway`), for tests that break a dependency (database, stand-in
+/// cloud, staging directory) or need a configuration of their own and must not disturb the
+/// shared instance `make test` started. The gateway and the whole process group of watch are
+/// stopped, by PID, when it is dropped.
 pub struct Watch {
+    /// The gateway, as clients reach the functions (`sourceIp` is the client's address).
     pub base: String,
+    /// `cargo lambda watch` itself (its own events always say `sourceIp` 127.0.0.1).
+    pub watch_base: String,
+    /// The log of `cargo lambda watch` and the functions.
     pub log: std::path::PathBuf,
+    /// The gateway's log, one line per request.
+    pub gateway_log: std::path::PathBuf,
     pub vars: std::collections::HashMap<String, String>,
     child: Option<std::process::Child>,
+    gateway: Option<std::process::Child>,
 }
 
 impl Watch {
@@ -204,8 +255,10 @@ impl Watch {
     }
 
     /// Starts `cargo lambda watch` with `vars` (and nothing else of the configuration from this
-    /// process's environment) and waits until each of `routes` has answered once, so that the
-    /// functions are running. The binaries are normally already built by `make test`.
+    /// process's environment), waits until each of `routes` has answered once on its own port,
+    /// so that the functions are running, then starts the gateway in front of it (on 127.0.0.1,
+    /// and on `[::1]` at the same port where the machine has it). The binaries are normally
+    /// already built by `make test`.
     pub async fn start(vars: std::collections::HashMap<String, String>, routes: &[&str]) -> Self {
         use std::os::unix::process::CommandExt as _;
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -216,8 +269,9 @@ impl Watch {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let log =
-            std::env::temp_dir().join(format!("videotube-watch-{}.log", testkit::random_suffix()));
+        let suffix = testkit::random_suffix();
+        let log = std::env::temp_dir().join(format!("videotube-watch-{suffix}.log"));
+        let gateway_log = std::env::temp_dir().join(format!("videotube-gateway-{suffix}.log"));
         let out = std::fs::File::create(&log).expect("watch log");
         if let Some(dir) = vars.get("UPLOAD_TMP_DIR") {
             let _ = std::fs::create_dir_all(dir);
@@ -253,13 +307,65 @@ impl Watch {
             .spawn()
             .expect("start cargo lambda watch (installed by make test)");
         let mut watch = Self {
-            base: format!("http://127.0.0.1:{port}"),
+            base: String::new(),
+            watch_base: format!("http://127.0.0.1:{port}"),
             log,
+            gateway_log,
             vars,
             child: Some(child),
+            gateway: None,
         };
         watch.wait_ready(port, routes).await;
+        watch.start_gateway(&root).await;
         watch
+    }
+
+    /// The gateway in front of this watch, on a port free on 127.0.0.1 (and on ::1, if any).
+    async fn start_gateway(&mut self, root: &std::path::Path) {
+        let v6 = has_ipv6_loopback();
+        let port = (0..50)
+            .find_map(|_| {
+                let v4 = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+                let port = v4.local_addr().ok()?.port();
+                (!v6 || std::net::TcpListener::bind(("::1", port)).is_ok()).then_some(port)
+            })
+            .expect("a port free on 127.0.0.1 and ::1");
+        let mut cmd = std::process::Command::new(required_env("TEST_GATEWAY_BIN"));
+        cmd.arg("--listen").arg(format!("127.0.0.1:{port}"));
+        if v6 {
+            cmd.arg("--listen").arg(format!("[::1]:{port}"));
+        }
+        let out = std::fs::File::create(&self.gateway_log).expect("gateway log");
+        let child = cmd
+            .arg("--runtime")
+            .arg(&self.watch_base)
+            .arg("--routes")
+            .arg(root.join("Cargo.toml"))
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().expect("log handle"))
+            .stderr(out)
+            .spawn()
+            .expect("start the local gateway (TEST_GATEWAY_BIN, built by make test)");
+        self.gateway = Some(child);
+        self.base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if let Some(Ok(Some(status))) = self.gateway.as_mut().map(std::process::Child::try_wait)
+            {
+                panic!(
+                    "the local gateway exited ({status}); log:\n{}",
+                    std::fs::read_to_string(&self.gateway_log).unwrap_or_default()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the local gateway did not listen"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     async fn wait_ready(&mut self, port: u16, routes: &[&str]) {
@@ -286,8 +392,15 @@ impl Watch {
             .build()
             .expect("http client");
         for route in routes {
-            let url = format!("{}/api/v1/users/{route}", self.base);
-            let answered = http.post(&url).send().await;
+            // Straight to watch: a first call that builds the function may outlast the
+            // gateway's 30 s.
+            let url = format!("{}/api/v1/users/{route}", self.watch_base);
+            let method = match *route {
+                "current-user" => reqwest::Method::GET,
+                "update-account" | "avatar" | "cover-image" => reqwest::Method::PATCH,
+                _ => reqwest::Method::POST,
+            };
+            let answered = http.request(method, &url).send().await;
             let json = answered
                 .as_ref()
                 .ok()
@@ -340,8 +453,13 @@ impl Watch {
         }
     }
 
-    /// Stops the whole process group (cargo lambda and the functions it runs), by PID.
+    /// Stops the gateway, then the whole process group of watch (cargo lambda and the functions
+    /// it runs), by PID.
     pub fn stop(&mut self) {
+        if let Some(mut gateway) = self.gateway.take() {
+            let _ = gateway.kill();
+            let _ = gateway.wait();
+        }
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -412,6 +530,7 @@ impl Drop for Watch {
         self.stop();
         if !std::thread::panicking() {
             let _ = std::fs::remove_file(&self.log);
+            let _ = std::fs::remove_file(&self.gateway_log);
         }
         // The staging directory made by `default_vars`, only when empty: a leftover stays visible.
         if let Some(dir) = self.vars.get("UPLOAD_TMP_DIR").map(std::path::Path::new)
