@@ -29,20 +29,38 @@ use testkit::{
     random_suffix, required_env, seed_user,
 };
 
-/// How many throttle records a footprint holds.
-fn attempts(f: &Footprint) -> u64 {
+/// How many documents a footprint holds in `collection`, and their digest.
+fn collection<'a>(f: &'a Footprint, collection: &str) -> (u64, &'a str) {
     f.collections
         .iter()
-        .find(|(name, ..)| name == shared::throttle::ATTEMPTS)
-        .map_or(0, |(_, count, _)| *count)
+        .find(|(name, ..)| name == collection)
+        .map_or((0, ""), |(_, count, sha)| (*count, sha.as_str()))
 }
 
-/// A footprint without the throttle records.
-fn without_attempts(f: &Footprint) -> Footprint {
+/// A footprint without the throttles' records.
+fn without_throttle(f: &Footprint) -> Footprint {
     let mut f = f.clone();
-    f.collections
-        .retain(|(name, ..)| name != shared::throttle::ATTEMPTS);
+    f.collections.retain(|(name, ..)| {
+        name != shared::throttle::ATTEMPTS && name != shared::throttle::TRUSTED
+    });
     f
+}
+
+/// Whether the throttles' records changed as a case allows: a login that checked a password
+/// and failed leaves exactly its failure record; a change-password refused with a 400 has
+/// checked its old password when it was well-formed, leaving a failure record (wrong) or the
+/// trust of a correct one; nothing else touches them.
+fn throttle_change_allowed(case: &Case, before: &Footprint, after: &Footprint) -> bool {
+    let (attempts_before, _) = collection(before, shared::throttle::ATTEMPTS);
+    let (attempts_after, _) = collection(after, shared::throttle::ATTEMPTS);
+    let trust_same = collection(before, shared::throttle::TRUSTED)
+        == collection(after, shared::throttle::TRUSTED);
+    let grew = attempts_after.checked_sub(attempts_before);
+    match (case.route, case.expect) {
+        ("login", 401) => grew == Some(1) && trust_same,
+        ("change-password", 400) => (grew == Some(1) && trust_same) || (grew == Some(0)),
+        _ => grew == Some(0) && trust_same,
+    }
 }
 
 /// The tests here compare the shared instance's footprint before and after each request, so
@@ -1543,11 +1561,8 @@ fn every_request_of_the_attack_corpus_gets_its_4xx_envelope_and_changes_nothing(
             if let Err(e) = outcome {
                 problems.push(e);
             }
-            // A login that checked a password and failed leaves exactly one record, its failure
-            // (the throttles count it); nothing else may change.
-            let checked = case.route == "login" && case.expect == 401;
-            let grew = attempts(&after) - attempts(&baseline);
-            if without_attempts(&after) != without_attempts(&baseline) || grew != u64::from(checked)
+            if without_throttle(&after) != without_throttle(&baseline)
+                || !throttle_change_allowed(case, &baseline, &after)
             {
                 problems.push(format!("footprint changed: {baseline:?} -> {after:?}"));
             }
