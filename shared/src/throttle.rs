@@ -47,20 +47,19 @@ mod rules;
 use std::time::Duration;
 
 use futures::TryStreamExt as _;
-use hmac::{Hmac, Mac};
 use mongodb::{
     Collection,
     bson::{DateTime, doc, oid::ObjectId},
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::{
     config::ThrottleConfig,
     error::{ApiError, chain},
     store::{self, Store, StoreError},
     timing,
+    tokens::hmac_sha256,
 };
 
 pub use address::SourceAddress;
@@ -186,7 +185,7 @@ impl Throttle {
     pub fn new(cfg: ThrottleConfig, secret: &SecretString) -> Self {
         Self {
             cfg,
-            key: hmac(
+            key: hmac_sha256(
                 secret.expose_secret().as_bytes(),
                 b"videotube password throttle keys v1",
             ),
@@ -214,7 +213,7 @@ impl Throttle {
         message.extend_from_slice(purpose);
         message.push(0);
         message.extend_from_slice(value.as_bytes());
-        hex::encode(&hmac(&self.key, &message)[..16])
+        hex::encode(&hmac_sha256(&self.key, &message)[..16])
     }
 
     /// Records the attempt and decides whether its password may be checked now. Never fails: if
@@ -422,14 +421,4 @@ impl Attempt {
 
 fn after(now_ms: i64, d: Duration) -> DateTime {
     DateTime::from_millis(now_ms.saturating_add(rules::millis(d)))
-}
-
-fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(mac) => mac,
-        // HMAC takes keys of any length; the error exists only for fixed-key-size MACs.
-        Err(_) => unreachable!("HMAC accepts keys of every length"),
-    };
-    mac.update(message);
-    mac.finalize().into_bytes().into()
 }

@@ -310,7 +310,8 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+/// HMAC-SHA256 of `message` under `key`: the one MAC the crate derives ids and keys with.
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
         Ok(mac) => mac,
         // HMAC takes keys of any length; the error exists only for fixed-key-size MACs.
