@@ -1,6 +1,5 @@
 //! Shared helpers for the register handler tests: a valid form, request builders, and the
 //! checks every rejected request must pass (nothing staged, uploaded or written).
-#![allow(dead_code)] // each test binary uses its own subset
 
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
@@ -136,15 +135,6 @@ pub fn error_fields(body: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|e| e["field"].as_str().map(str::to_owned))
         .collect()
-}
-
-/// Asserts that a 400's `errors` name `field`.
-pub fn assert_names_field(body: &Value, field: &str) {
-    let fields = error_fields(body);
-    assert!(
-        fields.iter().any(|f| f == field),
-        "errors should name {field:?}: {body}"
-    );
 }
 
 /// Fetches a delivery URL from the stand-in.

@@ -1,8 +1,7 @@
 //! Bad input of every kind gets a 4xx JSON envelope, and leaves nothing behind: no staged file,
 //! no image at the stand-in, no user (checked by `assert_rejected` after every request).
-mod common;
 
-use common::*;
+use super::common::*;
 use testkit::{
     TestApp,
     multipart::{self, BOUNDARY, Part},

@@ -1,10 +1,9 @@
 //! Faults: Cloudinary failing or hanging, the database going away, the staging directory
 //! unusable. Each answers its documented status quickly and leaves nothing behind.
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use super::common::*;
 use serde_json::json;
 use testkit::{TestApp, multipart::Part, process::PrivateDatabase};
 

@@ -1,8 +1,7 @@
 //! Concurrent registrations of one username: the unique index picks exactly one winner, and
 //! every loser destroys what it uploaded.
-mod common;
 
-use common::*;
+use super::common::*;
 use mongodb::bson::doc;
 use testkit::TestApp;
 

@@ -1,8 +1,7 @@
 //! Registering through the handler: the 201 envelope, what is stored, what is uploaded, and
 //! the events in `events/` replayed as the Lambda runtime would hand them over.
-mod common;
 
-use common::*;
+use super::common::*;
 use mongodb::bson::doc;
 use serde_json::Value;
 use testkit::{TestApp, multipart::Part};
