@@ -295,22 +295,30 @@ async fn fixture(api: &Api) -> Fixture {
 fn corpus(f: &Fixture) -> Vec<Case> {
     let refresh_secret = required_env("TEST_E2E_REFRESH_TOKEN_SECRET");
     let access_secret = required_env("TEST_E2E_ACCESS_TOKEN_SECRET");
-    let rs = refresh_secret.as_bytes();
-    let live = claims_of(&f.live);
-    let rt = |alg: &str| json!({"alg": alg, "typ": "rt+jwt"});
-    let with = |changes: Value| changed(&live, changes);
-    let parts: Vec<&str> = f.live.split('.').collect();
-    let (live_header, live_payload, live_sig) = (parts[0], parts[1], parts[2]);
-    let unsigned = |alg: &str, sig: &str| {
-        format!(
-            "{}.{live_payload}.{sig}",
-            b64(rt(alg).to_string().as_bytes())
-        )
-    };
-
     let mut c = Corpus::default();
+    login_requests(&mut c, f);
+    refresh_carriers(&mut c, f);
+    refresh_tokens(
+        &mut c,
+        f,
+        refresh_secret.as_bytes(),
+        access_secret.as_bytes(),
+    );
+    register_bodies(&mut c);
+    register_fields(&mut c);
+    register_files(&mut c);
+    register_taken(&mut c, f);
+    authenticated_routes(&mut c, f, access_secret.as_bytes());
+    c.0
+}
 
-    // ---- login: bodies, content types, operator injection, sizes ----
+/// A fresh username no account has.
+fn ok_name() -> String {
+    format!("corpus_{}", random_suffix())
+}
+
+/// Login: bodies, content types, operator injection, sizes.
+fn login_requests(c: &mut Corpus, f: &Fixture) {
     let login = "login";
     c.raw(login, "login: no body, no content type", &[], None, 400);
     c.json(login, "login: empty JSON object", "{}", 400);
@@ -585,8 +593,10 @@ fn corpus(f: &Fixture) -> Vec<Case> {
         Some(b"{}".to_vec()),
         400,
     );
+}
 
-    // ---- refresh: where the token comes from ----
+/// Refresh: where the token comes from (cookie or body), and how each carrier is broken.
+fn refresh_carriers(c: &mut Corpus, f: &Fixture) {
     let refresh = "refresh-token";
     c.raw(refresh, "refresh: no token at all", &[], None, 401);
     c.raw(
@@ -668,8 +678,24 @@ fn corpus(f: &Fixture) -> Vec<Case> {
         None,
         401,
     );
+}
 
-    // ---- refresh: malformed and forged tokens ----
+/// Refresh: malformed and forged tokens, signed with the refresh secret `rs`, the access
+/// secret, others or nothing, and the tokens of revoked or replayed sessions.
+fn refresh_tokens(c: &mut Corpus, f: &Fixture, rs: &[u8], access_secret: &[u8]) {
+    let refresh = "refresh-token";
+    let live = claims_of(&f.live);
+    let rt = |alg: &str| json!({"alg": alg, "typ": "rt+jwt"});
+    let with = |changes: Value| changed(&live, changes);
+    let parts: Vec<&str> = f.live.split('.').collect();
+    let (live_header, live_payload, live_sig) = (parts[0], parts[1], parts[2]);
+    let unsigned = |alg: &str, sig: &str| {
+        format!(
+            "{}.{live_payload}.{sig}",
+            b64(rt(alg).to_string().as_bytes())
+        )
+    };
+
     c.token("token: garbage", "garbage", 401);
     c.token("token: three empty parts", "..", 401);
     c.token("token: a.b.c", "a.b.c", 401);
@@ -750,12 +776,7 @@ fn corpus(f: &Fixture) -> Vec<Case> {
     );
     c.token(
         "token: signed with the access secret",
-        &jwt(
-            &rt("HS256"),
-            &live,
-            Algorithm::HS256,
-            access_secret.as_bytes(),
-        ),
+        &jwt(&rt("HS256"), &live, Algorithm::HS256, access_secret),
         401,
     );
     c.token("token: an access token as refresh token", &f.access, 401);
@@ -995,10 +1016,11 @@ fn corpus(f: &Fixture) -> Vec<Case> {
         ),
         401,
     );
+}
 
-    // ---- register: content types and broken multipart ----
+/// Register: content types and broken multipart.
+fn register_bodies(c: &mut Corpus) {
     let reg = "register";
-    let ok_name = || format!("corpus_{}", random_suffix());
     let boundary = multipart::BOUNDARY;
     c.raw(
         reg,
@@ -1109,8 +1131,11 @@ fn corpus(f: &Fixture) -> Vec<Case> {
     let long_boundary = "b".repeat(200);
     // RFC 2046 allows 1 to 70 characters: a longer boundary is no valid multipart type.
     c.multipart_raw("register: a 200-character boundary", &format!("multipart/form-data; boundary={long_boundary}"), format!("--{long_boundary}\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nx\r\n--{long_boundary}--\r\n"), 415);
+}
 
-    // ---- register: fields ----
+/// Register: fields.
+fn register_fields(c: &mut Corpus) {
+    let boundary = multipart::BOUNDARY;
     c.parts(
         "register: nothing but an avatar",
         &registration(&ok_name(), |p| p.retain(|x| matches!(x, Part::File { .. }))),
@@ -1279,8 +1304,10 @@ fn corpus(f: &Fixture) -> Vec<Case> {
         invalid_utf8,
         400,
     );
+}
 
-    // ---- register: files ----
+/// Register: files.
+fn register_files(c: &mut Corpus) {
     c.parts(
         "register: text file named .png",
         &registration(
@@ -1414,8 +1441,11 @@ fn corpus(f: &Fixture) -> Vec<Case> {
         }),
         413,
     );
+}
 
-    // ---- register: taken accounts (answered before any upload) ----
+/// Register: taken accounts (answered before any upload).
+fn register_taken(c: &mut Corpus, f: &Fixture) {
+    let reg = "register";
     c.parts(
         "register: username taken",
         &registration(
@@ -1448,8 +1478,6 @@ fn corpus(f: &Fixture) -> Vec<Case> {
         Some(b"x".to_vec()),
         415,
     );
-    authenticated_routes(&mut c, f, access_secret.as_bytes());
-    c.0
 }
 
 /// The one method each route serves.
