@@ -40,22 +40,26 @@ fn collection<'a>(f: &'a Footprint, collection: &str) -> (u64, &'a str) {
 /// A footprint without the throttles' records.
 fn without_throttle(f: &Footprint) -> Footprint {
     let mut f = f.clone();
-    f.collections
-        .retain(|(name, ..)| name != shared::throttle::ATTEMPTS);
+    f.collections.retain(|(name, ..)| {
+        name != shared::throttle::ATTEMPTS && name != shared::throttle::TRUSTED
+    });
     f
 }
 
 /// Whether the throttles' records changed as a case allows: a login that checked a password
-/// and failed leaves exactly its record; a change-password refused with a 400 leaves one when
-/// its old password was well-formed (and so checked); nothing else adds any.
+/// and failed leaves exactly its failure record; a change-password refused with a 400 has
+/// checked its old password when it was well-formed, leaving a failure record (wrong) or the
+/// trust of a correct one; nothing else touches them.
 fn throttle_change_allowed(case: &Case, before: &Footprint, after: &Footprint) -> bool {
-    let (before, _) = collection(before, shared::throttle::ATTEMPTS);
-    let (after, _) = collection(after, shared::throttle::ATTEMPTS);
-    let grew = after.checked_sub(before);
+    let (attempts_before, _) = collection(before, shared::throttle::ATTEMPTS);
+    let (attempts_after, _) = collection(after, shared::throttle::ATTEMPTS);
+    let trust_same = collection(before, shared::throttle::TRUSTED)
+        == collection(after, shared::throttle::TRUSTED);
+    let grew = attempts_after.checked_sub(attempts_before);
     match (case.route, case.expect) {
-        ("login", 401) => grew == Some(1),
-        ("change-password", 400) => matches!(grew, Some(0 | 1)),
-        _ => grew == Some(0),
+        ("login", 401) => grew == Some(1) && trust_same,
+        ("change-password", 400) => (grew == Some(1) && trust_same) || (grew == Some(0)),
+        _ => grew == Some(0) && trust_same,
     }
 }
 

@@ -32,9 +32,6 @@ use crate::{
 };
 
 pub const SESSIONS: &str = "sessions";
-/// The field naming the password throttles' address-and-account key of the login that opened
-/// a session (see [`crate::throttle`]): the record of a correct password at that pair.
-pub const SIGNED_IN_FROM: &str = "signedInFrom";
 pub const REFRESH_TOKENS: &str = "refresh_tokens";
 
 /// The stored session. `claims` snapshots what access tokens carry about the user, so a refresh
@@ -55,13 +52,6 @@ pub struct SessionDoc {
     /// Hash of the first refresh token's id (see [`token_hash`]).
     #[serde(rename = "firstToken")]
     pub first_token: String,
-    /// [`SIGNED_IN_FROM`]: set by a login whose password check the throttles tracked.
-    #[serde(
-        rename = "signedInFrom",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub signed_in_from: Option<String>,
 }
 
 impl SessionDoc {
@@ -109,7 +99,6 @@ pub fn refresh_tokens(store: &Store) -> Collection<RefreshTokenDoc> {
 /// The indexes of both collections (see [`crate::schema`]).
 pub async fn ensure_indexes(store: &Store) -> Result<(), StoreError> {
     store::ensure_index(&sessions(store), "userId").await?;
-    store::ensure_compound(&sessions(store), doc! {SIGNED_IN_FROM: 1, "createdAt": 1}).await?;
     // The compare-and-swap of refresh-token rotation: one successor per token.
     store::ensure_unique(&refresh_tokens(store), "parent", "parent_unique").await?;
     if store::ensure_expiry(&sessions(store)).await? {
@@ -144,20 +133,6 @@ pub async fn create(
     jti: &str,
     max_age: Duration,
 ) -> Result<SessionDoc, StoreError> {
-    open(store, id, user, claims, jti, max_age, None).await
-}
-
-/// [`create`] for a login: `signed_in_from` is the throttles' record of its correct password
-/// ([`crate::throttle::Attempt::signed_in_from`]).
-pub async fn open(
-    store: &Store,
-    id: SessionId,
-    user: UserId,
-    claims: UserClaims,
-    jti: &str,
-    max_age: Duration,
-    signed_in_from: Option<String>,
-) -> Result<SessionDoc, StoreError> {
     timing::step(timing::Kind::Database, "sessions.create", async move {
         let now = DateTime::now();
         let session = SessionDoc {
@@ -168,7 +143,6 @@ pub async fn open(
             expires_at: after(now, max_age),
             revoked_at: None,
             first_token: token_hash(jti),
-            signed_in_from,
         };
         sessions(store).insert_one(&session).await?;
         Ok(session)

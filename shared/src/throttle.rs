@@ -21,19 +21,16 @@
 //! any number of concurrent attempts, the k-th to be inserted sees at least the k-1 before it,
 //! so no more than the budget get past the reads, however many race. A refused attempt deletes
 //! its record (refusals are not failures, and an attacker's flood does not fill the
-//! collection); a checked one keeps it, and it becomes the failure record. A correct password
-//! at login is recorded by the session it opens (`signedInFrom`, the pair's key) and its
-//! attempt's record is deleted, one write beside the session's insert; at change-password,
-//! which opens no session, the record is marked `ok` instead. The pair's latest success resets
-//! its count, and while it is younger than `THROTTLE_TRUSTED_FOR` exempts the address from the
-//! account's budget.
+//! collection); a checked one keeps it, and it becomes the failure record; a correct password
+//! deletes it and writes the pair's trust document (by `_id`), both beside the session's
+//! insert. The trust's time resets the pair's count, and while it is younger than
+//! `THROTTLE_TRUSTED_FOR` the address is exempt from the account's budget.
 //!
-//! The budgets are read in one query (an `$or` of the three keys, each within its window, and
-//! the pair's `ok` records) that fetches the records' times, unsorted (FerretDB sorts in
-//! memory, slowly), beside one read of the pair's sessions. A window holds at most its budget
-//! of failures plus the checks under way, because records are only added by checks that got
-//! through, so the reads stay small; the times say both whether the budget is spent and when
-//! the window lets the next attempt in, so a refusal needs no further read.
+//! The budgets are read in one query (an `$or` of the three keys, each within its window) that
+//! fetches the records' times, unsorted (FerretDB sorts in memory, slowly). A window holds at most its budget of failures plus the checks under way,
+//! because records are only added by checks that got through, so the reads stay small; the
+//! times say both whether the budget is spent and when the window lets the next attempt in, so
+//! a refusal needs no further read.
 //!
 //! Keys are HMACs (under a key derived from `ACCESS_TOKEN_SECRET`) of the account as presented
 //! (`u:` username or `e:` email at login, `id:` user id at change-password) and of the address:
@@ -60,7 +57,6 @@ use serde::{Deserialize, Serialize};
 use crate::{
     config::ThrottleConfig,
     error::{ApiError, chain},
-    sessions,
     store::{self, Store, StoreError},
     timing,
     tokens::hmac_sha256,
@@ -91,19 +87,27 @@ struct Other {
     address: String,
     account: String,
     at: DateTime,
-    #[serde(default)]
-    ok: bool,
 }
 
-/// A session opened by a correct password at a pair (see [`crate::sessions::SIGNED_IN_FROM`]).
-#[derive(Debug, Deserialize)]
-struct SignedIn {
-    #[serde(rename = "createdAt")]
-    created_at: DateTime,
+/// One document per address and account whose password was right, by `_id` (the pair).
+#[derive(Debug, Serialize, Deserialize)]
+struct TrustDoc {
+    #[serde(rename = "_id")]
+    pair: String,
+    at: DateTime,
+    #[serde(rename = "expiresAt")]
+    expires_at: DateTime,
 }
 
 fn attempts(store: &Store) -> Collection<AttemptDoc> {
     store.collection(ATTEMPTS)
+}
+
+/// The pair's last correct password (see the module doc).
+pub const TRUSTED: &str = "password_trusted";
+
+fn trusted(store: &Store) -> Collection<TrustDoc> {
+    store.collection(TRUSTED)
 }
 
 pub async fn ensure_indexes(store: &Store) -> Result<(), StoreError> {
@@ -112,6 +116,7 @@ pub async fn ensure_indexes(store: &Store) -> Result<(), StoreError> {
         store::ensure_compound(&attempts, doc! {field: 1, "at": 1}).await?;
     }
     store::ensure_expiry(&attempts).await?;
+    store::ensure_expiry(&trusted(store)).await?;
     Ok(())
 }
 
@@ -144,8 +149,6 @@ impl Subject {
 
 /// What [`Throttle::check`] decided.
 #[derive(Debug)]
-// One per password check, moved once and never stored: boxing the larger variant buys nothing.
-#[allow(clippy::large_enum_variant)]
 pub enum Admission {
     /// Check the password, then report the outcome on the attempt.
     Check(Attempt),
@@ -170,12 +173,11 @@ impl From<Refusal> for ApiError {
 
 /// A password check that was let through, to be reported as a success or a failure.
 #[derive(Debug)]
-#[must_use = "report the outcome: `failed`, `succeeded` or `signed_in`"]
+#[must_use = "report the outcome with `succeeded` or `failed`"]
 pub struct Attempt {
     /// `None` when the throttles are off or could not be consulted: nothing to report then.
     id: Option<ObjectId>,
     subject: Subject,
-    cfg: ThrottleConfig,
 }
 
 impl Throttle {
@@ -221,7 +223,6 @@ impl Throttle {
             return Admission::Check(Attempt {
                 id: None,
                 subject: subject.clone(),
-                cfg: self.cfg,
             });
         }
         match timing::step(
@@ -244,7 +245,6 @@ impl Throttle {
                 Admission::Check(Attempt {
                     id: None,
                     subject: subject.clone(),
-                    cfg: self.cfg,
                 })
             }
         }
@@ -272,43 +272,26 @@ impl Throttle {
             })
             .await?;
         let since = |d: Duration| DateTime::from_millis(now_ms.saturating_sub(rules::millis(d)));
-        // The others' failures and checks under way, each budget within its window, and the
-        // pair's correct change-password checks: one read (one scan on FerretDB, one index per
-        // branch on MongoDB), split up here.
-        let trusted_since = since(cfg.trusted_for.max(cfg.forget_after));
+        // The others' failures and checks under way, each budget within its window: one read
+        // (one scan on FerretDB, one index per branch on MongoDB), split up here.
         let filter = doc! {
             "_id": {"$ne": id},
             "$or": [
-                {"pair": &subject.pair, "at": {"$gt": since(cfg.forget_after)}, "ok": {"$ne": true}},
-                {"address": &subject.address_key, "at": {"$gt": since(cfg.address_window)}, "ok": {"$ne": true}},
-                {"account": &subject.account_key, "at": {"$gt": since(cfg.account_window)}, "ok": {"$ne": true}},
-                {"pair": &subject.pair, "ok": true, "at": {"$gt": trusted_since}},
+                {"pair": &subject.pair, "at": {"$gt": since(cfg.forget_after)}},
+                {"address": &subject.address_key, "at": {"$gt": since(cfg.address_window)}},
+                {"account": &subject.account_key, "at": {"$gt": since(cfg.account_window)}},
             ],
         };
         let read = async {
             let found = others
                 .find(filter)
-                .projection(doc! {"pair": 1, "address": 1, "account": 1, "at": 1, "ok": 1})
+                .projection(doc! {"pair": 1, "address": 1, "account": 1, "at": 1})
                 .await?;
             found.try_collect::<Vec<Other>>().await
         };
-        // The pair's logins: each session records the pair that opened it.
-        let signed_in = async {
-            let found = store
-                .collection::<SignedIn>(sessions::SESSIONS)
-                .find(doc! {sessions::SIGNED_IN_FROM: &subject.pair, "createdAt": {"$gt": trusted_since}})
-                .projection(doc! {"createdAt": 1})
-                .await?;
-            found.try_collect::<Vec<SignedIn>>().await
-        };
-        let (found, signed_in) = tokio::try_join!(read, signed_in)?;
-        let last_success = found
-            .iter()
-            .filter(|o| o.ok)
-            .map(|o| o.at.timestamp_millis())
-            .chain(signed_in.iter().map(|s| s.created_at.timestamp_millis()))
-            .max();
-        let found: Vec<&Other> = found.iter().filter(|o| !o.ok).collect();
+        let trust_records = trusted(store);
+        let trust = trust_records.find_one(doc! {"_id": &subject.pair});
+        let (found, trust) = tokio::try_join!(read, trust)?;
         // Newest first, each within its own window.
         let within = |key: fn(&Other) -> &str, value: &str, window: Duration| {
             let start = now_ms.saturating_sub(rules::millis(window));
@@ -324,20 +307,23 @@ impl Throttle {
         let pair = within(|o| &o.pair, &subject.pair, cfg.forget_after);
         let address = within(|o| &o.address, &subject.address_key, cfg.address_window);
         let account = within(|o| &o.account, &subject.account_key, cfg.account_window);
-        let reset = last_success.unwrap_or(i64::MIN);
+        let reset = trust.as_ref().map_or(i64::MIN, |t| t.at.timestamp_millis());
         let seen = rules::Seen {
             pair: pair.into_iter().filter(|&at| at > reset).collect(),
             address,
             account,
-            trusted: last_success
-                .is_some_and(|at| now_ms < at.saturating_add(rules::millis(cfg.trusted_for))),
+            trusted: trust.is_some_and(|t| {
+                now_ms
+                    < t.at
+                        .timestamp_millis()
+                        .saturating_add(rules::millis(cfg.trusted_for))
+            }),
         };
         let over = rules::over(cfg, now_ms, &seen);
         if over.is_empty() {
             return Ok(Admission::Check(Attempt {
                 id: Some(id),
                 subject: subject.clone(),
-                cfg: self.cfg,
             }));
         }
         if let Err(e) = records.delete_one(doc! {"_id": id}).await {
@@ -381,43 +367,42 @@ impl Throttle {
 }
 
 impl Attempt {
-    /// What a session opened by this attempt records as [`sessions::SIGNED_IN_FROM`] (`None`
-    /// when untracked): for a login, that session is the success. It resets the pair's count
-    /// and is its trust.
-    pub fn signed_in_from(&self) -> Option<String> {
-        self.id.map(|_| self.subject.pair.clone())
-    }
-
-    /// A login's correct password, recorded by its session ([`Self::signed_in_from`]): the
-    /// attempt's record goes, one write, run beside the session's insert. A failed write is
-    /// logged, never answered: the record then counts as a failure until it expires.
-    pub async fn signed_in(self, store: &Store) {
+    /// The password was right: the record goes (it was no failure) and the pair's trust is
+    /// written, which resets its count and exempts the address from the account's budget.
+    /// Failures are logged, never answered: the sign-in has succeeded either way.
+    pub async fn succeeded(self, store: &Store, trusted_for: Duration, forget_after: Duration) {
         let Some(id) = self.id else { return };
-        let records = attempts(store);
-        let delete = async { records.delete_one(doc! {"_id": id}).await.map(|_| ()) };
-        let done = timing::step(timing::Kind::Database, "throttle.signed_in", delete).await;
-        self.log_write(done);
-    }
-
-    /// A correct password that opens no session (change-password): the record is marked `ok`
-    /// and kept for `THROTTLE_TRUSTED_FOR`, which does for the pair what a login's session
-    /// does. A failed write is logged, never answered.
-    pub async fn succeeded(self, store: &Store) {
-        let Some(id) = self.id else { return };
-        let keep = self.cfg.trusted_for.max(self.cfg.forget_after);
-        let expires = after(DateTime::now().timestamp_millis(), keep);
-        let records = attempts(store);
-        let mark = async {
-            let set = doc! {"$set": {"ok": true, "expiresAt": expires}};
-            records.update_one(doc! {"_id": id}, set).await.map(|_| ())
+        let now = DateTime::now();
+        let trust = TrustDoc {
+            pair: self.subject.pair.clone(),
+            at: now,
+            expires_at: after(now.timestamp_millis(), trusted_for.max(forget_after)),
         };
-        let done = timing::step(timing::Kind::Database, "throttle.succeeded", mark).await;
-        self.log_write(done);
-    }
-
-    fn log_write(&self, done: Result<(), mongodb::error::Error>) {
-        if let Err(e) = done {
-            tracing::warn!(event = "throttle_unavailable", route = self.subject.route, error = %chain(&StoreError::from(e)), "a correct password's attempt was not recorded as such; it counts as a failure until it expires");
+        let (records, trust_records) = (attempts(store), trusted(store));
+        let writes = async {
+            tokio::join!(
+                async { records.delete_one(doc! {"_id": id}).await },
+                async {
+                    trust_records
+                        .replace_one(doc! {"_id": &trust.pair}, &trust)
+                        .upsert(true)
+                        .await
+                },
+            )
+        };
+        let (deleted, written) =
+            timing::step(timing::Kind::Database, "throttle.succeeded", writes).await;
+        // Two concurrent successes may both insert the trust (FerretDB's upsert is a read, then
+        // a write): either one will do.
+        let written = match written.map_err(StoreError::from) {
+            Err(StoreError::Duplicate(_)) => Ok(()),
+            other => other.map(|_| ()),
+        };
+        for e in [deleted.err().map(StoreError::from), written.err()]
+            .into_iter()
+            .flatten()
+        {
+            tracing::warn!(event = "throttle_unavailable", route = self.subject.route, error = %chain(&e), "a correct password's throttle records were not updated");
         }
     }
 

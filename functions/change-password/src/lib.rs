@@ -99,7 +99,10 @@ async fn check_old_password<'a>(
         .await
         .map_err(ApiError::internal)?;
     if matches!(verdict, Verdict::Match { .. }) {
-        attempt.succeeded(store).await;
+        let cfg = &app.config.throttle;
+        attempt
+            .succeeded(store, cfg.trusted_for, cfg.forget_after)
+            .await;
         Ok(Some(stored))
     } else {
         attempt.failed();

@@ -12,8 +12,8 @@
 //! Before any password is checked, the throttles (`shared::throttle`) record the attempt and
 //! may refuse it with a 429 and `Retry-After`; they count the account as presented (username,
 //! or email), so an account that does not exist is throttled exactly like one that does. The
-//! throttle's records are read beside the account lookup; the session records a success, and
-//! the attempt's record is deleted beside its insert.
+//! throttle's records are read beside the account lookup, and its success write beside the
+//! session's insert.
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::json;
 use shared::{
@@ -141,22 +141,21 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
     let user_id = UserId(user.id);
     let upgrade = upgrade(&user, presented, needs_rehash).await;
     let jti = new_jti();
-    // The session records the throttles' success (it resets the pair and is its trust).
-    let open = sessions::open(
+    let open = sessions::create(
         store,
         SessionId::generate(),
         user_id,
         user.claims(),
         &jti,
         app.config.tokens.session_max_age,
-        attempt.signed_in_from(),
     );
-    // All writes at once: the upgrade and the throttle's tidying are best effort, the login
-    // has succeeded either way.
+    // All writes at once: the upgrade and the throttle's reset are best effort, the login has
+    // succeeded either way.
+    let cfg = &app.config.throttle;
     let (session, upgraded, ()) = tokio::join!(
         open,
         users::after_login(store, user_id, upgrade),
-        attempt.signed_in(store),
+        attempt.succeeded(store, cfg.trusted_for, cfg.forget_after),
     );
     if let Err(e) = upgraded {
         tracing::warn!(error = %chain(&e), "could not bring a Node-era or weaker account up to date");
