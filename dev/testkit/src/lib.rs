@@ -11,6 +11,9 @@ use mongodb::bson::doc;
 use serde_json::Value;
 use shared::{App, config::Config};
 
+pub use endpoints::{Answer, login_request, refresh_request};
+
+pub mod endpoints;
 pub mod envelope;
 pub mod forge;
 pub mod images;

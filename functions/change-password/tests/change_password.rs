@@ -34,14 +34,6 @@ fn fields(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn login_status(t: &TestApp, username: &str, password: &str) -> u16 {
-    let body = json!({"username": username, "password": password});
-    let resp = login::handle(t.app, post_json("/api/v1/users/login", &body)).await;
-    let status = resp.status().as_u16();
-    envelope(&resp, status);
-    status
-}
-
 async fn stored_hash(t: &TestApp, id: mongodb::bson::oid::ObjectId) -> String {
     t.user_document(id)
         .await
@@ -96,8 +88,9 @@ async fn a_change_keeps_this_session_and_ends_every_other_session_of_the_user() 
     }
     assert!(refresh_works(&t, &this).await);
     assert!(access_works(&t, &theirs).await, "nobody else is signed out");
-    assert_eq!(login_status(&t, "alice", PASSWORD).await, 401);
-    assert_eq!(login_status(&t, "alice", NEW).await, 200);
+    let credentials = |password: &str| json!({"username": "alice", "password": password});
+    assert_eq!(t.login(login::handle, credentials(PASSWORD)).await.0, 401);
+    assert_eq!(t.login(login::handle, credentials(NEW)).await.0, 200);
 }
 
 #[tokio::test]

@@ -1,23 +1,18 @@
 //! Login handler tests against the real database: every success shape and every bad input.
 use login::handle;
 use mongodb::bson::doc;
-use serde_json::{Value, json};
+use serde_json::json;
 use testkit::{PASSWORD, TestApp, envelope, event, post, post_json, set_cookies};
 
-const ROUTE: &str = "/api/v1/users/login";
-
-async fn login(t: &TestApp, body: Value) -> (lambda_http::Response<lambda_http::Body>, Value) {
-    let resp = handle(t.app, post_json(ROUTE, &body)).await;
-    let status = resp.status().as_u16();
-    let v = envelope(&resp, status);
-    (resp, v)
-}
+const ROUTE: &str = testkit::endpoints::LOGIN;
 
 #[tokio::test]
 async fn login_with_a_username_returns_the_user_both_tokens_and_both_cookies() {
     let t = TestApp::spawn().await;
     let user = t.seed_user("alice", "alice@example.com").await;
-    let (resp, v) = login(&t, json!({"username": "alice", "password": PASSWORD})).await;
+    let (_, v, _, resp) = t
+        .login(handle, json!({"username": "alice", "password": PASSWORD}))
+        .await;
     assert_eq!(resp.status(), 200, "{v}");
     assert_eq!(v["message"], "User logged In Successfully");
     assert_eq!(v["data"]["user"]["_id"], user.id.to_hex());
@@ -87,13 +82,16 @@ async fn login_with_a_username_returns_the_user_both_tokens_and_both_cookies() {
 async fn login_by_email_ignores_case_and_surrounding_spaces() {
     let t = TestApp::spawn().await;
     t.seed_user("bob", "bob@example.com").await;
-    let (resp, _) = login(
-        &t,
-        json!({"email": "  BOB@Example.com ", "password": PASSWORD}),
-    )
-    .await;
+    let (.., resp) = t
+        .login(
+            handle,
+            json!({"email": "  BOB@Example.com ", "password": PASSWORD}),
+        )
+        .await;
     envelope(&resp, 200);
-    let (resp, _) = login(&t, json!({"username": " BoB ", "password": PASSWORD})).await;
+    let (.., resp) = t
+        .login(handle, json!({"username": " BoB ", "password": PASSWORD}))
+        .await;
     envelope(&resp, 200);
 }
 
@@ -115,17 +113,19 @@ async fn username_and_email_must_name_the_same_account() {
     let t = TestApp::spawn().await;
     t.seed_user("dave", "dave@example.com").await;
     t.seed_user("erin", "erin@example.com").await;
-    let (resp, _) = login(
-        &t,
-        json!({"username": "dave", "email": "dave@example.com", "password": PASSWORD}),
-    )
-    .await;
+    let (.., resp) = t
+        .login(
+            handle,
+            json!({"username": "dave", "email": "dave@example.com", "password": PASSWORD}),
+        )
+        .await;
     envelope(&resp, 200);
-    let (resp, v) = login(
-        &t,
-        json!({"username": "dave", "email": "erin@example.com", "password": PASSWORD}),
-    )
-    .await;
+    let (_, v, _, resp) = t
+        .login(
+            handle,
+            json!({"username": "dave", "email": "erin@example.com", "password": PASSWORD}),
+        )
+        .await;
     envelope(&resp, 401);
     assert_eq!(v["message"], "Invalid user credentials");
 }
@@ -134,12 +134,15 @@ async fn username_and_email_must_name_the_same_account() {
 async fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
     let t = TestApp::spawn().await;
     t.seed_user("frank", "frank@example.com").await;
-    let (r1, unknown) = login(&t, json!({"username": "nobody", "password": PASSWORD})).await;
-    let (r2, wrong) = login(
-        &t,
-        json!({"username": "frank", "password": "not the password"}),
-    )
-    .await;
+    let (_, unknown, _, r1) = t
+        .login(handle, json!({"username": "nobody", "password": PASSWORD}))
+        .await;
+    let (_, wrong, _, r2) = t
+        .login(
+            handle,
+            json!({"username": "frank", "password": "not the password"}),
+        )
+        .await;
     envelope(&r1, 401);
     envelope(&r2, 401);
     assert_eq!(unknown["message"], wrong["message"]);
@@ -156,7 +159,9 @@ async fn every_login_opens_its_own_session_so_devices_coexist() {
     let t = TestApp::spawn().await;
     t.seed_user("gina", "gina@example.com").await;
     for _ in 0..3 {
-        let (resp, _) = login(&t, json!({"username": "gina", "password": PASSWORD})).await;
+        let (.., resp) = t
+            .login(handle, json!({"username": "gina", "password": PASSWORD}))
+            .await;
         envelope(&resp, 200);
     }
     assert_eq!(t.count("sessions").await, 3);
@@ -185,7 +190,9 @@ async fn a_hash_with_weaker_parameters_is_upgraded_on_login() {
         )
         .await
         .expect("weaken");
-    let (resp, _) = login(&t, json!({"username": "hank", "password": PASSWORD})).await;
+    let (.., resp) = t
+        .login(handle, json!({"username": "hank", "password": PASSWORD}))
+        .await;
     envelope(&resp, 200);
     let stored = t
         .find_one("users", doc! {"_id": user.id})
@@ -196,7 +203,9 @@ async fn a_hash_with_weaker_parameters_is_upgraded_on_login() {
         new_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{new_hash}"
     );
-    let (resp, _) = login(&t, json!({"username": "hank", "password": PASSWORD})).await;
+    let (.., resp) = t
+        .login(handle, json!({"username": "hank", "password": PASSWORD}))
+        .await;
     envelope(&resp, 200);
 }
 
@@ -357,11 +366,12 @@ async fn bad_input_gets_a_4xx_envelope_and_writes_nothing() {
 #[tokio::test]
 async fn validation_reports_every_problem_at_once() {
     let t = TestApp::spawn().await;
-    let (resp, v) = login(
-        &t,
-        json!({"username": {"$gt": ""}, "password": "x".repeat(200)}),
-    )
-    .await;
+    let (_, v, _, resp) = t
+        .login(
+            handle,
+            json!({"username": {"$gt": ""}, "password": "x".repeat(200)}),
+        )
+        .await;
     envelope(&resp, 400);
     let fields: Vec<&str> = v["errors"]
         .as_array()
@@ -410,7 +420,9 @@ async fn an_unreachable_database_answers_503_quickly_with_retry_after() {
     t.seed_user("judy", "judy@example.com").await;
     db.kill();
     let started = std::time::Instant::now();
-    let (resp, _) = login(&t, json!({"username": "judy", "password": PASSWORD})).await;
+    let (.., resp) = t
+        .login(handle, json!({"username": "judy", "password": PASSWORD}))
+        .await;
     envelope(&resp, 503);
     assert_eq!(resp.headers()["retry-after"], "2");
     assert!(
@@ -418,6 +430,8 @@ async fn an_unreachable_database_answers_503_quickly_with_retry_after() {
         "bounded by the selection timeout"
     );
     db.resume();
-    let (resp, _) = login(&t, json!({"username": "judy", "password": PASSWORD})).await;
+    let (.., resp) = t
+        .login(handle, json!({"username": "judy", "password": PASSWORD}))
+        .await;
     envelope(&resp, 200);
 }

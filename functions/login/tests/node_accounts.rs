@@ -5,21 +5,13 @@ use std::time::Duration;
 
 use login::handle;
 use mongodb::bson::Document;
-use serde_json::{Value, json};
+use serde_json::json;
 use testkit::{
-    TestApp, envelope,
+    TestApp,
     node::{BcryptPrefix, CoverImage, create_node_indexes, node_user},
-    post_json,
 };
 
-const ROUTE: &str = "/api/v1/users/login";
 const TEN_DAYS: Duration = Duration::from_secs(10 * 24 * 3600);
-
-async fn login(t: &TestApp, body: Value) -> (u16, Value) {
-    let resp = handle(t.app, post_json(ROUTE, &body)).await;
-    let status = resp.status().as_u16();
-    (status, envelope(&resp, status))
-}
 
 #[tokio::test]
 async fn a_node_era_account_logs_in_with_its_bcrypt_password_and_is_brought_up_to_date() {
@@ -38,7 +30,12 @@ async fn a_node_era_account_logs_in_with_its_bcrypt_password_and_is_brought_up_t
             .starts_with("$2b$10$")
     );
 
-    let (status, v) = login(&t, json!({"username": "nora", "password": node.password})).await;
+    let (status, v, ..) = t
+        .login(
+            handle,
+            json!({"username": "nora", "password": node.password}),
+        )
+        .await;
     assert_eq!(status, 200, "{v}");
     let user = &v["data"]["user"];
     assert_eq!(user["_id"], node.id.to_hex());
@@ -67,7 +64,12 @@ async fn a_node_era_account_logs_in_with_its_bcrypt_password_and_is_brought_up_t
     );
     assert_eq!(after.get_str("avatar").ok(), before.get_str("avatar").ok());
 
-    let (status, v) = login(&t, json!({"username": "nora", "password": node.password})).await;
+    let (status, v, ..) = t
+        .login(
+            handle,
+            json!({"username": "nora", "password": node.password}),
+        )
+        .await;
     assert_eq!(status, 200, "and again, now on argon2id: {v}");
     assert_eq!(
         t.user_document(node.id).await.get_str("password").ok(),
@@ -89,9 +91,16 @@ async fn every_bcrypt_prefix_and_other_costs_verify() {
             .insert(&t.db)
             .await;
         assert!(node.password_hash.starts_with(prefix.as_str()));
-        let (status, v) = login(&t, json!({"username": name, "password": node.password})).await;
+        let (status, v, ..) = t
+            .login(handle, json!({"username": name, "password": node.password}))
+            .await;
         assert_eq!(status, 200, "{name}: {v}");
-        let (status, _) = login(&t, json!({"username": name, "password": "not it at all"})).await;
+        let (status, ..) = t
+            .login(
+                handle,
+                json!({"username": name, "password": "not it at all"}),
+            )
+            .await;
         assert_eq!(status, 401, "{name}");
     }
 }
@@ -103,29 +112,28 @@ async fn a_node_era_account_logs_in_by_its_email_in_any_case() {
         .email("Mixie.Case@Example.com")
         .insert(&t.db)
         .await;
-    let (status, v) = login(
-        &t,
-        json!({"email": "MIXIE.CASE@EXAMPLE.COM", "password": node.password}),
-    )
-    .await;
+    let (status, v, ..) = t
+        .login(
+            handle,
+            json!({"email": "MIXIE.CASE@EXAMPLE.COM", "password": node.password}),
+        )
+        .await;
     assert_eq!(status, 200, "before it is lowercased: {v}");
     assert_eq!(
         t.user_document(node.id).await.get_str("email").ok(),
         Some("mixie.case@example.com")
     );
     for typed in ["mixie.case@example.com", " Mixie.Case@Example.com "] {
-        let (status, v) = login(&t, json!({"email": typed, "password": node.password})).await;
+        let (status, v, ..) = t
+            .login(handle, json!({"email": typed, "password": node.password}))
+            .await;
         assert_eq!(status, 200, "{typed}: {v}");
     }
     let node = node_user("both")
         .email("Both.Ways@Example.com")
         .insert(&t.db)
         .await;
-    let (status, v) = login(
-        &t,
-        json!({"username": "both", "email": "both.ways@example.com", "password": node.password}),
-    )
-    .await;
+    let (status, v, ..) = t.login(handle, json!({"username": "both", "email": "both.ways@example.com", "password": node.password})).await;
     assert_eq!(status, 200, "username and email together: {v}");
 }
 
@@ -139,13 +147,19 @@ async fn with_the_email_fallback_off_only_the_stored_lowercase_form_is_found() {
         .email("Strict@Example.com")
         .insert(&t.db)
         .await;
-    let (status, _) = login(
-        &t,
-        json!({"email": "strict@example.com", "password": node.password}),
-    )
-    .await;
+    let (status, ..) = t
+        .login(
+            handle,
+            json!({"email": "strict@example.com", "password": node.password}),
+        )
+        .await;
     assert_eq!(status, 401);
-    let (status, v) = login(&t, json!({"username": "strict", "password": node.password})).await;
+    let (status, v, ..) = t
+        .login(
+            handle,
+            json!({"username": "strict", "password": node.password}),
+        )
+        .await;
     assert_eq!(status, 200, "the username still works: {v}");
 }
 
@@ -161,10 +175,14 @@ async fn two_node_era_accounts_that_differ_only_in_email_case_log_in_by_neither_
         .insert(&t.db)
         .await;
     for (who, typed) in [(&a, "twin@example.com"), (&b, "TWIN@example.com")] {
-        let (status, v) = login(&t, json!({"email": typed, "password": who.password})).await;
+        let (status, v, ..) = t
+            .login(handle, json!({"email": typed, "password": who.password}))
+            .await;
         assert_eq!(status, 401, "ambiguous, never the wrong account: {v}");
     }
-    let (status, v) = login(&t, json!({"username": "twin2", "password": b.password})).await;
+    let (status, v, ..) = t
+        .login(handle, json!({"username": "twin2", "password": b.password}))
+        .await;
     assert_eq!(status, 200, "each logs in by username: {v}");
 }
 
@@ -180,11 +198,12 @@ async fn unknown_users_and_wrong_bcrypt_or_argon2_passwords_get_the_same_answer_
     let before = t.user_document(node.id).await;
     let mut answers = Vec::new();
     for username in ["brenda", "argo", "nobody-here"] {
-        let (status, mut v) = login(
-            &t,
-            json!({"username": username, "password": "wrong password"}),
-        )
-        .await;
+        let (status, mut v, ..) = t
+            .login(
+                handle,
+                json!({"username": username, "password": "wrong password"}),
+            )
+            .await;
         assert_eq!(status, 401, "{username}");
         v.as_object_mut().expect("object").remove("requestId");
         answers.push(v);
@@ -204,7 +223,12 @@ async fn the_mongoose_indexes_of_a_node_database_are_kept_not_duplicated() {
     let t = TestApp::spawn().await;
     create_node_indexes(&t.db).await;
     let node = node_user("idx").insert(&t.db).await;
-    let (status, v) = login(&t, json!({"username": "idx", "password": node.password})).await;
+    let (status, v, ..) = t
+        .login(
+            handle,
+            json!({"username": "idx", "password": node.password}),
+        )
+        .await;
     assert_eq!(status, 200, "{v}");
     let names =
         t.db.collection::<Document>("users")

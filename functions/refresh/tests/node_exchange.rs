@@ -3,25 +3,14 @@
 use std::time::Duration;
 
 use refresh::handle;
-use serde_json::{Value, json};
+use serde_json::json;
 use testkit::{
-    TestApp, envelope,
+    TestApp,
     node::{node_jwt, node_refresh_token, node_user},
-    post, with_cookie,
+    refresh_request,
 };
 
-const ROUTE: &str = "/api/v1/users/refresh-token";
 const TEN_DAYS: Duration = Duration::from_secs(10 * 24 * 3600);
-
-async fn refresh_with(t: &TestApp, token: &str) -> (u16, Value) {
-    let resp = handle(
-        t.app,
-        with_cookie(post(ROUTE, None, ""), "refreshToken", token),
-    )
-    .await;
-    let status = resp.status().as_u16();
-    (status, envelope(&resp, status))
-}
 
 #[tokio::test]
 async fn a_node_era_refresh_token_is_exchanged_once_for_a_session_of_ours() {
@@ -32,7 +21,7 @@ async fn a_node_era_refresh_token_is_exchanged_once_for_a_session_of_ours() {
         .await;
     let token = node.refresh_token.clone().expect("logged in on Node");
 
-    let (status, v) = refresh_with(&t, &token).await;
+    let (status, v, ..) = t.refresh(handle, &token).await;
     assert_eq!(status, 200, "{v}");
     let ours = v["data"]["refreshToken"].as_str().expect("a pair of ours");
     let claims = t
@@ -56,9 +45,9 @@ async fn a_node_era_refresh_token_is_exchanged_once_for_a_session_of_ours() {
     );
     assert_eq!(t.count("sessions").await, 1);
 
-    let (status, _) = refresh_with(&t, &token).await;
+    let (status, ..) = t.refresh(handle, &token).await;
     assert_eq!(status, 401, "exchanged once");
-    let (status, v) = refresh_with(&t, ours).await;
+    let (status, v, ..) = t.refresh(handle, ours).await;
     assert_eq!(status, 200, "the new session rotates as any other: {v}");
     assert_eq!(t.count("sessions").await, 1);
 }
@@ -76,7 +65,7 @@ async fn fifty_concurrent_exchanges_of_one_node_token_have_exactly_one_winner() 
         .map(|_| {
             let token = token.clone();
             tokio::spawn(async move {
-                let req = with_cookie(post(ROUTE, None, ""), "refreshToken", &token);
+                let req = refresh_request(&token);
                 handle(app, req).await.status().as_u16()
             })
         })
@@ -155,7 +144,7 @@ async fn any_other_node_era_token_is_refused_and_changes_nothing() {
         ),
     ];
     for (what, token) in &cases {
-        let (status, v) = refresh_with(&t, token).await;
+        let (status, v, ..) = t.refresh(handle, token).await;
         assert_eq!(status, 401, "{what}: {v}");
     }
     assert_eq!(
@@ -164,7 +153,9 @@ async fn any_other_node_era_token_is_refused_and_changes_nothing() {
         "the stored token is untouched"
     );
     assert_eq!(t.count("sessions").await, 0);
-    let (status, v) = refresh_with(&t, node.refresh_token.as_deref().expect("token")).await;
+    let (status, v, ..) = t
+        .refresh(handle, node.refresh_token.as_deref().expect("token"))
+        .await;
     assert_eq!(status, 200, "and the real one still exchanges: {v}");
 }
 
@@ -178,7 +169,9 @@ async fn with_the_exchange_turned_off_a_node_era_token_is_refused() {
         .logged_in(t.var("REFRESH_TOKEN_SECRET"), TEN_DAYS)
         .insert(&t.db)
         .await;
-    let (status, v) = refresh_with(&t, node.refresh_token.as_deref().expect("token")).await;
+    let (status, v, ..) = t
+        .refresh(handle, node.refresh_token.as_deref().expect("token"))
+        .await;
     assert_eq!(status, 401, "{v}");
     assert_eq!(v["message"], refresh::INVALID_TOKEN);
     assert!(t.user_document(node.id).await.get("refreshToken").is_some());

@@ -4,31 +4,12 @@ use mongodb::bson::{DateTime, doc};
 use refresh::handle;
 use serde_json::{Value, json};
 use testkit::{
-    PASSWORD, TestApp, envelope, event,
+    TestApp, envelope, event,
     forge::{b64, sign},
-    post, post_json, set_cookies, with_cookie,
+    post, post_json, refresh_request,
 };
 
-const ROUTE: &str = "/api/v1/users/refresh-token";
-
-/// Logs `username` in through the login handler and returns (access, refresh) tokens.
-async fn login(t: &TestApp, username: &str) -> (String, String) {
-    let body = json!({"username": username, "password": PASSWORD});
-    let resp = login::handle(t.app, post_json("/api/v1/users/login", &body)).await;
-    let v = envelope(&resp, 200);
-    let token = |k: &str| v["data"][k].as_str().expect("token").to_owned();
-    (token("accessToken"), token("refreshToken"))
-}
-
-fn with_token(token: &str) -> lambda_http::Request {
-    with_cookie(post(ROUTE, None, ""), "refreshToken", token)
-}
-
-async fn refresh_with(t: &TestApp, token: &str) -> (u16, Value, Vec<cookie::Cookie<'static>>) {
-    let resp = handle(t.app, with_token(token)).await;
-    let status = resp.status().as_u16();
-    (status, envelope(&resp, status), set_cookies(&resp))
-}
+const ROUTE: &str = testkit::endpoints::REFRESH;
 
 async fn session_doc(t: &TestApp, refresh_token: &str) -> mongodb::bson::Document {
     let sid = t
@@ -53,9 +34,9 @@ fn next_token(v: &Value) -> String {
 async fn each_new_refresh_token_works_for_the_next_refresh_and_the_one_after() {
     let t = TestApp::spawn().await;
     t.seed_user("alice", "alice@example.com").await;
-    let (_, mut token) = login(&t, "alice").await;
+    let (_, mut token) = t.log_in(login::handle, "alice").await;
     for round in 0..3 {
-        let (status, v, cookies) = refresh_with(&t, &token).await;
+        let (status, v, cookies, _) = t.refresh(handle, &token).await;
         assert_eq!(status, 200, "round {round}: {v}");
         assert_eq!(v["message"], "Access token refreshed");
         let next = next_token(&v);
@@ -84,7 +65,7 @@ async fn each_new_refresh_token_works_for_the_next_refresh_and_the_one_after() {
 async fn the_token_may_come_from_the_json_body_when_there_is_no_cookie() {
     let t = TestApp::spawn().await;
     t.seed_user("bob", "bob@example.com").await;
-    let (_, token) = login(&t, "bob").await;
+    let (_, token) = t.log_in(login::handle, "bob").await;
     let resp = handle(t.app, post_json(ROUTE, &json!({"refreshToken": token}))).await;
     envelope(&resp, 200);
 }
@@ -93,10 +74,10 @@ async fn the_token_may_come_from_the_json_body_when_there_is_no_cookie() {
 async fn the_just_replaced_token_within_the_grace_gets_the_same_pair_again_and_it_works() {
     let t = TestApp::spawn().await;
     t.seed_user("carol", "carol@example.com").await;
-    let (_, old) = login(&t, "carol").await;
-    let (_, first, first_cookies) = refresh_with(&t, &old).await;
+    let (_, old) = t.log_in(login::handle, "carol").await;
+    let (_, first, first_cookies, _) = t.refresh(handle, &old).await;
     let records = t.count("refresh_tokens").await;
-    let (status, again, again_cookies) = refresh_with(&t, &old).await;
+    let (status, again, again_cookies, _) = t.refresh(handle, &old).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["data"], first["data"], "the very same pair");
     let cookie = |cs: &[cookie::Cookie<'static>], name: &str| {
@@ -119,7 +100,7 @@ async fn the_just_replaced_token_within_the_grace_gets_the_same_pair_again_and_i
         Some(&mongodb::bson::Bson::Null),
         "not revoked"
     );
-    let (status, _, _) = refresh_with(&t, &new).await;
+    let (status, ..) = t.refresh(handle, &new).await;
     assert_eq!(status, 200, "the handed-out pair rotates as usual");
 }
 
@@ -127,20 +108,20 @@ async fn the_just_replaced_token_within_the_grace_gets_the_same_pair_again_and_i
 async fn a_lost_answer_retried_on_a_freshly_started_instance_gets_the_same_pair() {
     let t = TestApp::spawn().await;
     t.seed_user("cleo", "cleo@example.com").await;
-    let (_, old) = login(&t, "cleo").await;
-    let (_, first, _) = refresh_with(&t, &old).await;
+    let (_, old) = t.log_in(login::handle, "cleo").await;
+    let (_, first, ..) = t.refresh(handle, &old).await;
     // Another instance: its own configuration load, database client and keys, nothing shared
     // with the one that rotated but the database and the secrets.
     let config = shared::config::Config::from_vars(&t.vars).expect("config");
     let other: &'static shared::App =
         Box::leak(Box::new(shared::App::new(config).await.expect("app")));
-    let resp = handle(other, with_token(&old)).await;
+    let resp = handle(other, refresh_request(&old)).await;
     let again = envelope(&resp, 200);
     assert_eq!(
         again["data"], first["data"],
         "the pair the lost answer carried"
     );
-    let resp = handle(other, with_token(&next_token(&again))).await;
+    let resp = handle(other, refresh_request(&next_token(&again))).await;
     envelope(&resp, 200);
 }
 
@@ -148,12 +129,12 @@ async fn a_lost_answer_retried_on_a_freshly_started_instance_gets_the_same_pair(
 async fn the_grandparent_token_within_the_grace_revokes_the_session() {
     let t = TestApp::spawn().await;
     t.seed_user("cora", "cora@example.com").await;
-    let (_, grandparent) = login(&t, "cora").await;
-    let (_, v, _) = refresh_with(&t, &grandparent).await;
+    let (_, grandparent) = t.log_in(login::handle, "cora").await;
+    let (_, v, ..) = t.refresh(handle, &grandparent).await;
     let parent = next_token(&v);
-    let (_, v, _) = refresh_with(&t, &parent).await;
+    let (_, v, ..) = t.refresh(handle, &parent).await;
     let current = next_token(&v);
-    let (status, v, cookies) = refresh_with(&t, &grandparent).await;
+    let (status, v, cookies, _) = t.refresh(handle, &grandparent).await;
     assert_eq!(status, 401, "{v}");
     assert_eq!(v["message"], refresh::EXPIRED_OR_USED);
     assert!(cookies.is_empty());
@@ -163,7 +144,7 @@ async fn the_grandparent_token_within_the_grace_revokes_the_session() {
             .get_datetime("revokedAt")
             .is_ok()
     );
-    let (status, _, _) = refresh_with(&t, &current).await;
+    let (status, ..) = t.refresh(handle, &current).await;
     assert_eq!(status, 401, "the whole session ended");
 }
 
@@ -171,8 +152,8 @@ async fn the_grandparent_token_within_the_grace_revokes_the_session() {
 async fn a_revoked_sessions_just_replaced_token_within_the_grace_is_refused() {
     let t = TestApp::spawn().await;
     t.seed_user("cyd", "cyd@example.com").await;
-    let (_, old) = login(&t, "cyd").await;
-    let (_, v, _) = refresh_with(&t, &old).await;
+    let (_, old) = t.log_in(login::handle, "cyd").await;
+    let (_, v, ..) = t.refresh(handle, &old).await;
     let sid = t
         .app
         .tokens
@@ -182,7 +163,7 @@ async fn a_revoked_sessions_just_replaced_token_within_the_grace_is_refused() {
     let store = t.app.store().await.expect("store");
     let sid = shared::domain::SessionId::parse(&sid).expect("sid");
     shared::sessions::revoke(store, &sid).await.expect("revoke");
-    let (status, v, cookies) = refresh_with(&t, &old).await;
+    let (status, v, cookies, _) = t.refresh(handle, &old).await;
     assert_eq!(status, 401, "{v}");
     assert!(cookies.is_empty());
 }
@@ -194,11 +175,11 @@ async fn a_token_reused_after_the_grace_period_revokes_the_whole_session() {
     })
     .await;
     t.seed_user("dave", "dave@example.com").await;
-    let (_, stolen) = login(&t, "dave").await;
-    let (_, v, _) = refresh_with(&t, &stolen).await;
+    let (_, stolen) = t.log_in(login::handle, "dave").await;
+    let (_, v, ..) = t.refresh(handle, &stolen).await;
     let current = next_token(&v);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let (status, v, _) = refresh_with(&t, &stolen).await;
+    let (status, v, ..) = t.refresh(handle, &stolen).await;
     assert_eq!(status, 401);
     assert_eq!(v["message"], refresh::EXPIRED_OR_USED);
     assert!(
@@ -208,7 +189,7 @@ async fn a_token_reused_after_the_grace_period_revokes_the_whole_session() {
             .is_ok(),
         "revoked"
     );
-    let (status, _, _) = refresh_with(&t, &current).await;
+    let (status, ..) = t.refresh(handle, &current).await;
     assert_eq!(
         status, 401,
         "the legitimate holder's current token stops working too"
@@ -222,10 +203,10 @@ async fn with_the_grace_off_any_reuse_of_a_replaced_token_revokes_the_session() 
     })
     .await;
     t.seed_user("zed", "zed@example.com").await;
-    let (_, old) = login(&t, "zed").await;
-    let (_, v, _) = refresh_with(&t, &old).await;
+    let (_, old) = t.log_in(login::handle, "zed").await;
+    let (_, v, ..) = t.refresh(handle, &old).await;
     let current = next_token(&v);
-    let (status, _, _) = refresh_with(&t, &old).await;
+    let (status, ..) = t.refresh(handle, &old).await;
     assert_eq!(status, 401, "no window");
     assert!(
         session_doc(&t, &current)
@@ -239,14 +220,14 @@ async fn with_the_grace_off_any_reuse_of_a_replaced_token_revokes_the_session() 
 async fn a_session_past_its_absolute_lifetime_is_refused() {
     let t = TestApp::spawn().await;
     t.seed_user("erin", "erin@example.com").await;
-    let (_, token) = login(&t, "erin").await;
+    let (_, token) = t.log_in(login::handle, "erin").await;
     let sid = t.app.tokens.verify_refresh(&token).expect("valid").sid;
     let past = DateTime::from_millis(DateTime::now().timestamp_millis() - 1000);
     t.db.collection::<mongodb::bson::Document>("sessions")
         .update_one(doc! {"_id": &sid}, doc! {"$set": {"expiresAt": past}})
         .await
         .expect("age the session");
-    let (status, v, _) = refresh_with(&t, &token).await;
+    let (status, v, ..) = t.refresh(handle, &token).await;
     assert_eq!(status, 401);
     assert_eq!(v["message"], refresh::EXPIRED_OR_USED);
 }
@@ -259,9 +240,9 @@ async fn the_refresh_token_never_outlives_its_session() {
     })
     .await;
     t.seed_user("fay", "fay@example.com").await;
-    let (_, token) = login(&t, "fay").await;
+    let (_, token) = t.log_in(login::handle, "fay").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (_, v, cookies) = refresh_with(&t, &token).await;
+    let (_, v, cookies, _) = t.refresh(handle, &token).await;
     let rt = next_token(&v);
     let claims = t.app.tokens.verify_refresh(&rt).expect("valid");
     let session = session_doc(&t, &rt).await;
@@ -288,7 +269,7 @@ async fn forged_malformed_and_stale_tokens_are_401_and_change_nothing() {
     use jsonwebtoken::Algorithm::{HS256, HS384, HS512};
     let t = TestApp::spawn().await;
     let user = t.seed_user("gus", "gus@example.com").await;
-    let (access, good) = login(&t, "gus").await;
+    let (access, good) = t.log_in(login::handle, "gus").await;
     let before = session_doc(&t, &good).await;
     let tokens_before = t.count("refresh_tokens").await;
     let c = t.app.tokens.verify_refresh(&good).expect("valid");
@@ -400,7 +381,7 @@ async fn forged_malformed_and_stale_tokens_are_401_and_change_nothing() {
         ("a very long token", "a".repeat(20_000)),
     ];
     for (what, token) in &cases {
-        let (status, v, cookies) = refresh_with(&t, token).await;
+        let (status, v, cookies, _) = t.refresh(handle, token).await;
         assert_eq!(status, 401, "{what}: {v}");
         assert!(cookies.is_empty(), "{what}: no cookies on failure");
     }
@@ -411,7 +392,7 @@ async fn forged_malformed_and_stale_tokens_are_401_and_change_nothing() {
         tokens_before,
         "nor left a token record behind"
     );
-    let (status, _, _) = refresh_with(&t, &good).await;
+    let (status, ..) = t.refresh(handle, &good).await;
     assert_eq!(status, 200, "and the real token still works");
 }
 
@@ -420,7 +401,7 @@ async fn missing_empty_and_non_string_tokens_are_rejected() {
     let t = TestApp::spawn().await;
     let cases: Vec<(&str, lambda_http::Request, u16)> = vec![
         ("no token at all", post(ROUTE, None, ""), 401),
-        ("empty cookie", with_token(""), 401),
+        ("empty cookie", refresh_request(""), 401),
         (
             "empty body token",
             post_json(ROUTE, &json!({"refreshToken": ""})),
@@ -469,12 +450,12 @@ async fn missing_empty_and_non_string_tokens_are_rejected() {
 async fn a_revoked_session_is_refused() {
     let t = TestApp::spawn().await;
     t.seed_user("hal", "hal@example.com").await;
-    let (_, token) = login(&t, "hal").await;
+    let (_, token) = t.log_in(login::handle, "hal").await;
     let sid = t.app.tokens.verify_refresh(&token).expect("valid").sid;
     let store = t.app.store().await.expect("store");
     let sid = shared::domain::SessionId::parse(&sid).expect("sid");
     shared::sessions::revoke(store, &sid).await.expect("revoke");
-    let (status, _, _) = refresh_with(&t, &token).await;
+    let (status, ..) = t.refresh(handle, &token).await;
     assert_eq!(status, 401);
 }
 
@@ -482,13 +463,13 @@ async fn a_revoked_session_is_refused() {
 async fn fifty_concurrent_refreshes_with_one_token_all_get_one_and_the_same_new_token() {
     let t = TestApp::spawn().await;
     t.seed_user("ivy", "ivy@example.com").await;
-    let (_, token) = login(&t, "ivy").await;
+    let (_, token) = t.log_in(login::handle, "ivy").await;
     let app = t.app;
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let token = token.clone();
             tokio::spawn(async move {
-                let resp = handle(app, with_token(&token)).await;
+                let resp = handle(app, refresh_request(&token)).await;
                 let status = resp.status().as_u16();
                 (status, envelope(&resp, status))
             })
@@ -521,10 +502,10 @@ async fn fifty_concurrent_refreshes_with_one_token_all_get_one_and_the_same_new_
 async fn two_devices_refresh_independently() {
     let t = TestApp::spawn().await;
     t.seed_user("joe", "joe@example.com").await;
-    let (_, mut phone) = login(&t, "joe").await;
-    let (_, mut laptop) = login(&t, "joe").await;
+    let (_, mut phone) = t.log_in(login::handle, "joe").await;
+    let (_, mut laptop) = t.log_in(login::handle, "joe").await;
     for _ in 0..3 {
-        let (a, b) = tokio::join!(refresh_with(&t, &phone), refresh_with(&t, &laptop));
+        let (a, b) = tokio::join!(t.refresh(handle, &phone), t.refresh(handle, &laptop));
         assert_eq!((a.0, b.0), (200, 200));
         phone = next_token(&a.1);
         laptop = next_token(&b.1);
@@ -545,7 +526,7 @@ async fn the_refresh_event_files_replay_through_the_handler() {
     let resp = handle(t.app, event("refresh-no-token.json")).await;
     envelope(&resp, 401);
     // With a real token in the `cookies` array, the same event rotates the session.
-    let (_, token) = login(&t, "kim").await;
+    let (_, token) = t.log_in(login::handle, "kim").await;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/refresh.json");
     let json = std::fs::read_to_string(path)
         .expect("event")
