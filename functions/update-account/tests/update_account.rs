@@ -11,7 +11,7 @@ use mongodb::bson::{Document, doc};
 use refused::{presenting, snapshot};
 use serde_json::{Value, json};
 use shared::users::UserDoc;
-use testkit::{SignedIn, TestApp, envelope, event, post, request, set_cookies};
+use testkit::{SignedIn, TestApp, envelope, event, request, set_cookies};
 use update_account::handle;
 
 const PATH: &str = "/api/v1/users/update-account";
@@ -145,11 +145,7 @@ async fn an_update_changes_the_user_every_live_sessions_claims_and_this_sessions
     )
     .await;
     assert_eq!(envelope(&me, 200)["data"]["email"], "alice.new@example.com");
-    let req = testkit::with_cookie(
-        post("/api/v1/users/refresh-token", None, ""),
-        "refreshToken",
-        &other.refresh_token,
-    );
+    let req = testkit::refresh_request(&other.refresh_token);
     let refreshed = envelope(&refresh::handle(t.app, req).await, 200);
     let access = refreshed["data"]["accessToken"].as_str().expect("access");
     let claims = t.app.tokens.verify_access(access).expect("valid");
