@@ -120,3 +120,13 @@ pub fn of_http(status: u16, headers: &reqwest::header::HeaderMap, body: &str) ->
         .map(|v| v.to_str().unwrap_or(""));
     assert_envelope_shape(status, content_type, body)
 }
+
+/// The `field` of every entry in an error envelope's `errors`, in order.
+pub fn error_fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str().map(str::to_owned))
+        .collect()
+}

@@ -4,6 +4,7 @@ mod common;
 use common::*;
 use lambda_http::Body;
 use mongodb::bson::{DateTime, doc};
+use testkit::envelope::error_fields;
 use testkit::{TestApp, multipart::Part};
 
 #[tokio::test]

@@ -89,16 +89,6 @@ pub async fn assert_refused(t: &TestApp, user: &UserDoc, req: Request, status: u
     body
 }
 
-/// The `field` of every entry in the envelope's `errors`.
-pub fn error_fields(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["field"].as_str().map(str::to_owned))
-        .collect()
-}
-
 /// The avatar public id and URL the user document holds.
 pub async fn stored_avatar(t: &TestApp, user: &UserDoc) -> (String, String) {
     let d = t.user_document(user.id).await;

@@ -90,23 +90,11 @@ pub async fn register_ok(t: &TestApp, parts: &[Part]) -> Value {
     testkit::envelope(&resp, 201)
 }
 
-/// Public ids of the images the stand-in holds for this test's cloud, sorted.
-pub async fn image_ids(t: &TestApp) -> Vec<String> {
-    let mut ids: Vec<String> = t
-        .stored_images()
-        .await
-        .iter()
-        .filter_map(|i| i["public_id"].as_str().map(str::to_owned))
-        .collect();
-    ids.sort();
-    ids
-}
-
 /// Sends `req`, expects `status` in a JSON error envelope, and checks that the request left
 /// nothing behind: no staged file, no new image, no new user. Returns the envelope.
 pub async fn assert_rejected(t: &TestApp, req: Request, status: u16) -> Value {
     let users_before = t.count("users").await;
-    let images_before = image_ids(t).await;
+    let images_before = t.image_ids().await;
     let resp = send(t, req).await;
     let body = testkit::envelope(&resp, status);
     assert!(
@@ -115,7 +103,7 @@ pub async fn assert_rejected(t: &TestApp, req: Request, status: u16) -> Value {
         t.staged_files()
     );
     assert_eq!(
-        image_ids(t).await,
+        t.image_ids().await,
         images_before,
         "the stand-in must hold no new image"
     );
@@ -127,15 +115,7 @@ pub async fn assert_rejected(t: &TestApp, req: Request, status: u16) -> Value {
     body
 }
 
-/// The `field` of every entry in the envelope's `errors`.
-pub fn error_fields(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["field"].as_str().map(str::to_owned))
-        .collect()
-}
+pub use testkit::envelope::error_fields;
 
 /// Fetches a delivery URL from the stand-in.
 pub async fn fetch(t: &TestApp, url: &str) -> Vec<u8> {

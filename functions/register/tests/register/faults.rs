@@ -18,7 +18,7 @@ async fn cloudinary_answering_500_is_502_with_no_user_no_image_and_no_staged_fil
         body["message"],
         "The image service failed; please try again"
     );
-    assert!(image_ids(&t).await.is_empty());
+    assert!(t.image_ids().await.is_empty());
 }
 
 #[tokio::test]
@@ -48,7 +48,7 @@ async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout_and_nothi
     t.set_fault(json!({"mode": "none"})).await;
     tokio::time::sleep(hang + Duration::from_millis(500) - elapsed.min(hang)).await;
     assert!(
-        image_ids(&t).await.is_empty(),
+        t.image_ids().await.is_empty(),
         "a timed-out upload must not leave an image behind"
     );
     assert_eq!(t.count("users").await, 0);
@@ -67,7 +67,7 @@ async fn a_failed_cover_upload_destroys_the_avatar_that_was_uploaded() {
     ));
     assert_rejected(&t, request(&parts), 502).await;
     assert!(
-        image_ids(&t).await.is_empty(),
+        t.image_ids().await.is_empty(),
         "the avatar must have been destroyed"
     );
 }
@@ -95,7 +95,7 @@ async fn the_database_going_away_is_a_fast_503_and_registration_recovers_without
     })
     .await;
     register_ok(&t, &valid_parts(&unique_username())).await;
-    let images = image_ids(&t).await;
+    let images = t.image_ids().await;
     assert_eq!(images.len(), 1);
 
     db.kill();
@@ -114,7 +114,7 @@ async fn the_database_going_away_is_a_fast_503_and_registration_recovers_without
     );
     assert!(t.staged_files().is_empty());
     assert_eq!(
-        image_ids(&t).await,
+        t.image_ids().await,
         images,
         "nothing is uploaded while the database is down"
     );
@@ -135,6 +135,6 @@ async fn the_database_going_away_is_a_fast_503_and_registration_recovers_without
         }
     }
     assert_eq!(t.count("users").await, 2);
-    assert_eq!(image_ids(&t).await.len(), 2);
+    assert_eq!(t.image_ids().await.len(), 2);
     assert!(t.staged_files().is_empty());
 }

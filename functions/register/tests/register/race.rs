@@ -43,7 +43,7 @@ async fn twenty_concurrent_registrations_of_one_username_give_one_201_and_ninete
         .expect("the winner");
     let avatar = winner.get_str("avatarPublicId").expect("avatarPublicId");
     assert_eq!(
-        image_ids(&t).await,
+        t.image_ids().await,
         [avatar],
         "the stand-in holds exactly the winner's images"
     );

@@ -79,7 +79,7 @@ async fn a_valid_form_registers_the_user_and_answers_201_with_the_public_user() 
         avatar_png(),
         "the stand-in serves back the identical bytes"
     );
-    assert_eq!(image_ids(&t).await, [avatar_id]);
+    assert_eq!(t.image_ids().await, [avatar_id]);
     assert!(avatar_id.starts_with("videotube/users/"));
     assert!(t.staged_files().is_empty());
 }
@@ -93,7 +93,7 @@ async fn a_cover_image_is_uploaded_and_answered_as_its_url() {
     let cover = body["data"]["coverImage"].as_str().expect("cover url");
     assert!(cover.ends_with(".gif"), "{cover}");
     assert_eq!(fetch(&t, cover).await, gif());
-    assert_eq!(image_ids(&t).await.len(), 2);
+    assert_eq!(t.image_ids().await.len(), 2);
     assert!(t.staged_files().is_empty());
 }
 
@@ -110,7 +110,7 @@ async fn an_unchosen_cover_input_counts_as_no_cover() {
     ));
     let body = register_ok(&t, &parts).await;
     assert_eq!(body["data"]["coverImage"], "");
-    assert_eq!(image_ids(&t).await.len(), 1);
+    assert_eq!(t.image_ids().await.len(), 1);
 }
 
 #[tokio::test]
@@ -127,7 +127,7 @@ async fn a_path_like_filename_with_real_image_bytes_registers_and_the_name_is_us
     let body = register_ok(&t, &parts).await;
     let url = body["data"]["avatar"].as_str().expect("avatar url");
     assert!(!url.contains("passwd") && !url.contains(".."), "{url}");
-    for id in image_ids(&t).await {
+    for id in t.image_ids().await {
         assert!(!id.contains("passwd") && !id.contains(".."), "{id}");
     }
     let stored = t
@@ -146,7 +146,7 @@ async fn an_account_configured_for_sha256_signs_its_uploads_with_sha256() {
     })
     .await;
     register_ok(&t, &valid_parts(&unique_username())).await;
-    assert_eq!(image_ids(&t).await.len(), 1);
+    assert_eq!(t.image_ids().await.len(), 1);
 }
 
 #[tokio::test]
