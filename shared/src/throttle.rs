@@ -136,17 +136,6 @@ pub struct Subject {
     address: SourceAddress,
 }
 
-impl Subject {
-    /// The account's key, as logged: a hash, never the name or email.
-    pub fn account_hash(&self) -> &str {
-        &self.account_key
-    }
-
-    pub fn address(&self) -> &SourceAddress {
-        &self.address
-    }
-}
-
 /// What [`Throttle::check`] decided.
 #[derive(Debug)]
 pub enum Admission {
@@ -178,6 +167,8 @@ pub struct Attempt {
     /// `None` when the throttles are off or could not be consulted: nothing to report then.
     id: Option<ObjectId>,
     subject: Subject,
+    /// How long a correct password's trust document is kept.
+    trust_kept: Duration,
 }
 
 impl Throttle {
@@ -192,10 +183,6 @@ impl Throttle {
         }
     }
 
-    pub fn config(&self) -> &ThrottleConfig {
-        &self.cfg
-    }
-
     /// The keys for an attempt on `route` at `account` (`u:name`, `e:email`, `id:hex`) from
     /// `address`.
     pub fn subject(&self, route: &'static str, account: &str, address: SourceAddress) -> Subject {
@@ -206,6 +193,11 @@ impl Throttle {
             account_key: self.hash(b"account", account),
             address,
         }
+    }
+
+    /// A trust outlives its exemption when failures are remembered longer: it also resets.
+    fn trust_kept(&self) -> Duration {
+        self.cfg.trusted_for.max(self.cfg.forget_after)
     }
 
     fn hash(&self, purpose: &[u8], value: &str) -> String {
@@ -223,6 +215,7 @@ impl Throttle {
             return Admission::Check(Attempt {
                 id: None,
                 subject: subject.clone(),
+                trust_kept: self.trust_kept(),
             });
         }
         match timing::step(
@@ -245,6 +238,7 @@ impl Throttle {
                 Admission::Check(Attempt {
                     id: None,
                     subject: subject.clone(),
+                    trust_kept: self.trust_kept(),
                 })
             }
         }
@@ -324,6 +318,7 @@ impl Throttle {
             return Ok(Admission::Check(Attempt {
                 id: Some(id),
                 subject: subject.clone(),
+                trust_kept: self.trust_kept(),
             }));
         }
         if let Err(e) = records.delete_one(doc! {"_id": id}).await {
@@ -370,13 +365,13 @@ impl Attempt {
     /// The password was right: the record goes (it was no failure) and the pair's trust is
     /// written, which resets its count and exempts the address from the account's budget.
     /// Failures are logged, never answered: the sign-in has succeeded either way.
-    pub async fn succeeded(self, store: &Store, trusted_for: Duration, forget_after: Duration) {
+    pub async fn succeeded(self, store: &Store) {
         let Some(id) = self.id else { return };
         let now = DateTime::now();
         let trust = TrustDoc {
             pair: self.subject.pair.clone(),
             at: now,
-            expires_at: after(now.timestamp_millis(), trusted_for.max(forget_after)),
+            expires_at: after(now.timestamp_millis(), self.trust_kept),
         };
         let (records, trust_records) = (attempts(store), trusted(store));
         let writes = async {

@@ -99,10 +99,7 @@ async fn check_old_password<'a>(
         .await
         .map_err(ApiError::internal)?;
     if matches!(verdict, Verdict::Match { .. }) {
-        let cfg = &app.config.throttle;
-        attempt
-            .succeeded(store, cfg.trusted_for, cfg.forget_after)
-            .await;
+        attempt.succeeded(store).await;
         Ok(Some(stored))
     } else {
         attempt.failed();

@@ -151,11 +151,10 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
     );
     // All writes at once: the upgrade and the throttle's reset are best effort, the login has
     // succeeded either way.
-    let cfg = &app.config.throttle;
     let (session, upgraded, ()) = tokio::join!(
         open,
         users::after_login(store, user_id, upgrade),
-        attempt.succeeded(store, cfg.trusted_for, cfg.forget_after),
+        attempt.succeeded(store),
     );
     if let Err(e) = upgraded {
         tracing::warn!(error = %chain(&e), "could not bring a Node-era or weaker account up to date");
