@@ -22,9 +22,12 @@
 //! so no more than the budget get past the reads, however many race. A refused attempt deletes
 //! its record (refusals are not failures, and an attacker's flood does not fill the
 //! collection); a checked one keeps it, and it becomes the failure record; a correct password
-//! deletes it and writes the pair's trust document (by `_id`), both beside the session's
-//! insert. The trust's time resets the pair's count, and while it is younger than
-//! `THROTTLE_TRUSTED_FOR` the address is exempt from the account's budget.
+//! deletes it beside the session's insert. The pair's trust document (by `_id`, read beside
+//! the insert) holds the time of its last correct password: that time resets the pair's count,
+//! and while it is younger than `THROTTLE_TRUSTED_FOR` the address is exempt from the
+//! account's budget. A correct password rewrites it only when that says something new (there
+//! were attempts since to reset, or it is missing or a thirtieth of `THROTTLE_TRUSTED_FOR`
+//! old), so a returning user's sign-in writes nothing but the delete.
 //!
 //! The budgets are read in one query (an `$or` of the three keys, each within its window) that
 //! fetches the records' times, unsorted (FerretDB sorts in memory, slowly). A window holds at most its budget of failures plus the checks under way,
@@ -169,6 +172,8 @@ pub struct Attempt {
     subject: Subject,
     /// How long a correct password's trust document is kept.
     trust_kept: Duration,
+    /// Whether a correct password writes the pair's trust (see [`rules::trust_needs_writing`]).
+    write_trust: bool,
 }
 
 impl Throttle {
@@ -216,6 +221,7 @@ impl Throttle {
                 id: None,
                 subject: subject.clone(),
                 trust_kept: self.trust_kept(),
+                write_trust: false,
             });
         }
         match timing::step(
@@ -239,6 +245,7 @@ impl Throttle {
                     id: None,
                     subject: subject.clone(),
                     trust_kept: self.trust_kept(),
+                    write_trust: false,
                 })
             }
         }
@@ -255,16 +262,21 @@ impl Throttle {
             .max(cfg.account_window);
         let records = attempts(store);
         let others = records.clone_with_type::<Other>();
-        records
-            .insert_one(AttemptDoc {
+        // The pair's trust is about sign-ins already over: read beside the insert.
+        let trust_records = trusted(store);
+        let (inserted, trust) = tokio::join!(
+            records.insert_one(AttemptDoc {
                 id,
                 pair: subject.pair.clone(),
                 address: subject.address_key.clone(),
                 account: subject.account_key.clone(),
                 at: now,
                 expires_at: after(now_ms, retention),
-            })
-            .await?;
+            }),
+            trust_records.find_one(doc! {"_id": &subject.pair}),
+        );
+        inserted?;
+        let trust = trust?;
         let since = |d: Duration| DateTime::from_millis(now_ms.saturating_sub(rules::millis(d)));
         // The others' failures and checks under way, each budget within its window: one read
         // (one scan on FerretDB, one index per branch on MongoDB), split up here.
@@ -276,16 +288,12 @@ impl Throttle {
                 {"account": &subject.account_key, "at": {"$gt": since(cfg.account_window)}},
             ],
         };
-        let read = async {
-            let found = others
-                .find(filter)
-                .projection(doc! {"pair": 1, "address": 1, "account": 1, "at": 1})
-                .await?;
-            found.try_collect::<Vec<Other>>().await
-        };
-        let trust_records = trusted(store);
-        let trust = trust_records.find_one(doc! {"_id": &subject.pair});
-        let (found, trust) = tokio::try_join!(read, trust)?;
+        let found: Vec<Other> = others
+            .find(filter)
+            .projection(doc! {"pair": 1, "address": 1, "account": 1, "at": 1})
+            .await?
+            .try_collect()
+            .await?;
         // Newest first, each within its own window.
         let within = |key: fn(&Other) -> &str, value: &str, window: Duration| {
             let start = now_ms.saturating_sub(rules::millis(window));
@@ -301,17 +309,14 @@ impl Throttle {
         let pair = within(|o| &o.pair, &subject.pair, cfg.forget_after);
         let address = within(|o| &o.address, &subject.address_key, cfg.address_window);
         let account = within(|o| &o.account, &subject.account_key, cfg.account_window);
-        let reset = trust.as_ref().map_or(i64::MIN, |t| t.at.timestamp_millis());
+        let trusted_at = trust.map(|t| t.at.timestamp_millis());
+        let reset = trusted_at.unwrap_or(i64::MIN);
         let seen = rules::Seen {
             pair: pair.into_iter().filter(|&at| at > reset).collect(),
             address,
             account,
-            trusted: trust.is_some_and(|t| {
-                now_ms
-                    < t.at
-                        .timestamp_millis()
-                        .saturating_add(rules::millis(cfg.trusted_for))
-            }),
+            trusted: trusted_at
+                .is_some_and(|at| now_ms < at.saturating_add(rules::millis(cfg.trusted_for))),
         };
         let over = rules::over(cfg, now_ms, &seen);
         if over.is_empty() {
@@ -319,6 +324,7 @@ impl Throttle {
                 id: Some(id),
                 subject: subject.clone(),
                 trust_kept: self.trust_kept(),
+                write_trust: rules::trust_needs_writing(cfg, now_ms, trusted_at, seen.pair.len()),
             }));
         }
         if let Err(e) = records.delete_one(doc! {"_id": id}).await {
@@ -362,37 +368,43 @@ impl Throttle {
 }
 
 impl Attempt {
-    /// The password was right: the record goes (it was no failure) and the pair's trust is
-    /// written, which resets its count and exempts the address from the account's budget.
-    /// Failures are logged, never answered: the sign-in has succeeded either way.
+    /// The password was right: the record goes (it was no failure) and, when it says something
+    /// new, the pair's trust is written, which resets its count and exempts the address from the
+    /// account's budget. Failures are logged, never answered: the sign-in has succeeded either
+    /// way.
     pub async fn succeeded(self, store: &Store) {
         let Some(id) = self.id else { return };
-        let now = DateTime::now();
-        let trust = TrustDoc {
-            pair: self.subject.pair.clone(),
-            at: now,
-            expires_at: after(now.timestamp_millis(), self.trust_kept),
+        let records = attempts(store);
+        let trust = self.write_trust.then(|| {
+            let now = DateTime::now();
+            TrustDoc {
+                pair: self.subject.pair.clone(),
+                at: now,
+                expires_at: after(now.timestamp_millis(), self.trust_kept),
+            }
+        });
+        let trust_records = trusted(store);
+        let write_trust = async {
+            let Some(trust) = &trust else { return Ok(()) };
+            let written = trust_records
+                .replace_one(doc! {"_id": &trust.pair}, trust)
+                .upsert(true)
+                .await;
+            // Two concurrent successes may both insert the trust (FerretDB's upsert is a read,
+            // then a write): either one will do.
+            match written.map_err(StoreError::from) {
+                Err(StoreError::Duplicate(_)) => Ok(()),
+                other => other.map(|_| ()),
+            }
         };
-        let (records, trust_records) = (attempts(store), trusted(store));
         let writes = async {
             tokio::join!(
                 async { records.delete_one(doc! {"_id": id}).await },
-                async {
-                    trust_records
-                        .replace_one(doc! {"_id": &trust.pair}, &trust)
-                        .upsert(true)
-                        .await
-                },
+                write_trust,
             )
         };
         let (deleted, written) =
             timing::step(timing::Kind::Database, "throttle.succeeded", writes).await;
-        // Two concurrent successes may both insert the trust (FerretDB's upsert is a read, then
-        // a write): either one will do.
-        let written = match written.map_err(StoreError::from) {
-            Err(StoreError::Duplicate(_)) => Ok(()),
-            other => other.map(|_| ()),
-        };
         for e in [deleted.err().map(StoreError::from), written.err()]
             .into_iter()
             .flatten()

@@ -350,3 +350,60 @@ async fn when_the_records_cannot_be_written_the_password_is_checked_as_without_t
     assert_eq!(verifications() - before, 3, "checked, untracked");
     assert_eq!(status(&t, "198.51.100.3", "alice", PASSWORD).await, 200);
 }
+
+/// The pair's trust document: its time, and how many attempt records are left.
+async fn trust_and_records(t: &TestApp) -> (Vec<mongodb::bson::DateTime>, u64) {
+    use futures::TryStreamExt as _;
+    let trusts: Vec<mongodb::bson::Document> =
+        t.db.collection(shared::throttle::TRUSTED)
+            .find(mongodb::bson::doc! {})
+            .await
+            .expect("find")
+            .try_collect()
+            .await
+            .expect("read");
+    let times = trusts
+        .iter()
+        .map(|d| *d.get_datetime("at").expect("at"))
+        .collect();
+    (times, t.count(shared::throttle::ATTEMPTS).await)
+}
+
+#[tokio::test]
+async fn a_returning_sign_in_leaves_the_trust_as_it_was_and_a_reset_rewrites_it() {
+    let _turn = TURN.lock().await;
+    let t = app(&[("THROTTLE_FREE_FAILURES", "3")]).await;
+    t.seed_user("alice", "alice@example.com").await;
+    let ip = "198.51.100.4";
+    assert_eq!(status(&t, ip, "alice", PASSWORD).await, 200);
+    let (first, records) = trust_and_records(&t).await;
+    assert_eq!(first.len(), 1, "the first sign-in from here is trusted");
+    assert_eq!(records, 0, "and leaves no attempt record");
+
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(status(&t, ip, "alice", PASSWORD).await, 200);
+    assert_eq!(
+        trust_and_records(&t).await,
+        (first.clone(), 0),
+        "nothing to reset, trusted within the day: the sign-in writes no trust"
+    );
+
+    for _ in 0..2 {
+        assert_eq!(status(&t, ip, "alice", WRONG).await, 401);
+    }
+    assert_eq!(trust_and_records(&t).await.1, 2, "two failure records");
+    assert_eq!(status(&t, ip, "alice", PASSWORD).await, 200);
+    let (reset, records) = trust_and_records(&t).await;
+    assert!(
+        reset.len() == 1 && reset[0] > first[0],
+        "the failures since called for a reset: {reset:?} after {first:?}"
+    );
+    assert_eq!(records, 2, "the failures stay for the other budgets");
+    for _ in 0..2 {
+        assert_eq!(
+            status(&t, ip, "alice", WRONG).await,
+            401,
+            "the reset gave the free failures back"
+        );
+    }
+}

@@ -91,6 +91,32 @@ pub(super) fn over(cfg: &ThrottleConfig, now: i64, seen: &Seen) -> Vec<(Limit, i
     limits
 }
 
+/// How often a pair's trust is rewritten while nothing else calls for it: a thirtieth of
+/// `trusted_for` (a day with the default 30), so the exemption runs from the latest sign-in
+/// give or take that much.
+const TRUST_REFRESHES_PER_PERIOD: u32 = 30;
+
+/// Whether a correct password must write the pair's trust document, given when the current one
+/// was written (`None`: there is none) and how many other attempts the pair saw since then.
+/// It must when there are attempts to reset, and when the exemption is on (`trusted_for` above
+/// zero) and the trust is missing or older than a thirtieth of `trusted_for`. Otherwise the
+/// document already says all a new one would, and the sign-in saves the write.
+pub(super) fn trust_needs_writing(
+    cfg: &ThrottleConfig,
+    now: i64,
+    trusted_at: Option<i64>,
+    pair_since: usize,
+) -> bool {
+    if pair_since > 0 {
+        return true;
+    }
+    if cfg.trusted_for.is_zero() {
+        return false;
+    }
+    let refresh = millis(cfg.trusted_for / TRUST_REFRESHES_PER_PERIOD);
+    trusted_at.is_none_or(|at| now.saturating_sub(at) >= refresh)
+}
+
 /// Whole seconds to put in `Retry-After` for a refusal that ends at `ready`: rounded up, at
 /// least one.
 pub fn retry_after_secs(now: i64, ready: i64) -> u64 {
@@ -186,6 +212,35 @@ mod tests {
             1,
             "but it is held to its own"
         );
+    }
+
+    #[test]
+    fn a_correct_password_rewrites_the_trust_only_when_it_says_something_new() {
+        let c = cfg();
+        let day = 86_400_000;
+        let now = 100 * day;
+        assert!(trust_needs_writing(&c, now, None, 0), "no trust yet");
+        assert!(
+            !trust_needs_writing(&c, now, Some(now - day + 1), 0),
+            "written within the day, nothing to reset"
+        );
+        assert!(
+            trust_needs_writing(&c, now, Some(now - day), 0),
+            "a day old: refreshed"
+        );
+        assert!(
+            trust_needs_writing(&c, now, Some(now - 1), 1),
+            "failures since: the success resets them"
+        );
+        let off = ThrottleConfig {
+            trusted_for: Duration::ZERO,
+            ..cfg()
+        };
+        assert!(
+            !trust_needs_writing(&off, now, None, 0),
+            "with no exemption, only a reset needs the document"
+        );
+        assert!(trust_needs_writing(&off, now, None, 2));
     }
 
     #[test]
