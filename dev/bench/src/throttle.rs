@@ -4,8 +4,10 @@
 //! The floor is what a successful login cannot skip, each step bare, one after the other as
 //! login must run them: the user's lookup by name, one argon2id verification (in kept working
 //! memory, timed on its thread, as [`crate::floors::login_floor`]), and the session's insert.
-//! The throttled login adds its attempt's insert and four reads beside the lookup, and its two
-//! success writes beside the session's insert.
+//! The throttled login adds, beside the lookup, its attempt's insert with the pair's trust read
+//! beside it and then the budgets' one read; and beside the session's insert, the delete of its
+//! attempt record (and the trust's rewrite when that says something new, which a returning
+//! user's sign-in does not).
 use std::time::Instant;
 
 use mongodb::bson::{DateTime, Document, doc};
