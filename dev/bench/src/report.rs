@@ -411,6 +411,22 @@ impl Report {
         if let Some(f) = &self.login_throttle {
             let title = "login with the password throttles on and off, and a refused attempt";
             series_table(&mut t, title, "vs floor", f);
+            let median = |name: &str| {
+                f.series
+                    .iter()
+                    .find(|s| s.name == name)
+                    .map(|s| s.timings.median_ms)
+            };
+            if let (Some(on), Some(bare)) = (
+                median("login, throttles on"),
+                median(crate::throttle::BARE_STEPS),
+            ) {
+                let _ = writeln!(
+                    t,
+                    "    login, throttles on, vs its floor with the throttles' steps bare: {:.3}x",
+                    on / bare
+                );
+            }
         }
 
         let _ = writeln!(

@@ -8,10 +8,18 @@
 //! beside it and then the budgets' one read; and beside the session's insert, the delete of its
 //! attempt record (and the trust's rewrite when that says something new, which a returning
 //! user's sign-in does not).
-use std::time::Instant;
+//!
+//! A fifth series runs those extra steps bare beside the floor's, with the driver and documents
+//! of the same shape in the same collections, arranged as login arranges them: (the lookup
+//! beside (the insert beside the trust read, then the budgets' read)), the verify, then (the
+//! session's insert beside the delete). It is what the throttles' design costs on this server
+//! with nothing of the handler around it, so the handler's series against it says how much of
+//! the throttles' cost is their own code and how much is the server's round trips.
+use std::time::{Duration, Instant};
 
-use mongodb::bson::{DateTime, Document, doc};
-use shared::{App, sessions, tokens::new_jti, users};
+use futures::TryStreamExt as _;
+use mongodb::bson::{DateTime, Document, doc, oid::ObjectId};
+use shared::{App, sessions, throttle, tokens::new_jti, users};
 
 use crate::{
     floors::{
@@ -32,8 +40,38 @@ async fn lock_out(app: &'static App, username: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Hex keys shaped like the throttle's (HMACs, 16 bytes), for the bare steps' own records.
+fn bench_key() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// A record shaped like an attempt's (`shared::throttle`'s `AttemptDoc`).
+fn attempt_doc(id: ObjectId, pair: &str, address: &str, account: &str, keep: Duration) -> Document {
+    let now = DateTime::now();
+    doc! {
+        "_id": id, "pair": pair, "address": address, "account": account, "at": now,
+        "expiresAt": DateTime::from_millis(now.timestamp_millis() + millis(keep)),
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A document shaped like a session (the bench's own: expired, revoked, for no user).
+fn floor_session(username: &str) -> Document {
+    let now = DateTime::now();
+    doc! {
+        "_id": format!("bench-floor-{}", hex::encode(rand::random::<[u8; 12]>())),
+        "claims": {"username": username, "email": "bench@example.com", "fullName": "Bench"},
+        "createdAt": now, "expiresAt": now, "revokedAt": now,
+        "firstToken": sessions::token_hash(&new_jti()),
+    }
+}
+
 /// `rounds` rounds of: the floor, login with the throttles on (`throttled`), login with them
-/// off (`unthrottled`), and an attempt the throttles refuse; each against the floor.
+/// off (`unthrottled`), an attempt the throttles refuse, and the floor with the throttles' steps
+/// run bare beside it; each against the floor.
 pub async fn login(
     throttled: &'static App,
     unthrottled: &'static App,
@@ -44,41 +82,121 @@ pub async fn login(
     let stored = seeded_hash(throttled, username).await?;
     let locked = workload::unique_name("locked");
     lock_out(throttled, &locked).await?;
-    let (users, sessions) = (
+    let cfg = &throttled.config.throttle;
+    let (users, sessions, attempts, trusted) = (
         store.db.collection::<Document>(users::USERS),
         store.db.collection::<Document>(sessions::SESSIONS),
+        store.db.collection::<Document>(throttle::ATTEMPTS),
+        store.db.collection::<Document>(throttle::TRUSTED),
     );
-    let (users, sessions, stored) = (&users, &sessions, &stored);
-    // Each step timed bare and added up: the verification's time is taken on its thread, so
-    // the hand-off to it is not in the floor (as in `floors::login_floor`).
-    let floor = || async move {
-        let started = Instant::now();
+    // The bare steps' subject, as the handler's is: a returning user whose pair is trusted,
+    // at an address that the locked account's failures share.
+    let (pair, address, account) = (bench_key(), bench_key(), bench_key());
+    let retention = cfg
+        .forget_after
+        .max(cfg.address_window)
+        .max(cfg.account_window);
+    let kept = DateTime::from_millis(DateTime::now().timestamp_millis() + millis(retention));
+    trusted
+        .insert_one(doc! {"_id": &pair, "at": DateTime::now(), "expiresAt": kept})
+        .await
+        .map_err(|e| format!("the bare steps' trust: {e}"))?;
+    for _ in 0..cfg.free_failures {
+        let failure = attempt_doc(
+            ObjectId::new(),
+            &bench_key(),
+            &address,
+            &bench_key(),
+            retention,
+        );
+        attempts
+            .insert_one(failure)
+            .await
+            .map_err(|e| format!("the bare steps' failures: {e}"))?;
+    }
+    let windows = (cfg.forget_after, cfg.address_window, cfg.account_window);
+    let (users, sessions, attempts, trusted, stored) =
+        (&users, &sessions, &attempts, &trusted, &stored);
+    let (pair, address, account) = (pair.as_str(), address.as_str(), account.as_str());
+    let lookup = || async move {
         let found = users
             .find_one(doc! {"username": username})
             .await
             .map_err(|e| e.to_string())?;
-        let lookup = started.elapsed();
-        found.ok_or("the bench user is missing")?;
-        let hash = stored.clone();
-        let verified = tokio::task::spawn_blocking(move || bare_verify(&hash))
-            .await
-            .map_err(|e| e.to_string())??;
-        // A document shaped like a session (the bench's own: expired, revoked, for no user).
-        let now = DateTime::now();
-        let session = doc! {
-            "_id": format!("bench-floor-{}", hex::encode(rand::random::<[u8; 12]>())),
-            "claims": {"username": username, "email": "bench@example.com", "fullName": "Bench"},
-            "createdAt": now, "expiresAt": now, "revokedAt": now,
-            "firstToken": sessions::token_hash(&new_jti()),
-        };
-        let started = Instant::now();
-        sessions
-            .insert_one(session)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(lookup + verified + started.elapsed())
+        found
+            .map(|_| ())
+            .ok_or_else(|| "the bench user is missing".to_owned())
     };
-    let sides: [(String, &mut dyn AnySide); 4] = [
+    // The verification's time is taken on its thread, so the hand-off to it is not in the
+    // floor (as in `floors::login_floor`).
+    let verify = || async move {
+        let hash = stored.clone();
+        tokio::task::spawn_blocking(move || bare_verify(&hash))
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    let insert_session = || async move {
+        sessions
+            .insert_one(floor_session(username))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    // Each step timed bare and added up.
+    let floor = || async move {
+        let started = Instant::now();
+        lookup().await?;
+        let looked_up = started.elapsed();
+        let verified = verify().await?;
+        let started = Instant::now();
+        insert_session().await?;
+        Ok(looked_up + verified + started.elapsed())
+    };
+    // The same, with the throttles' steps beside the lookup and the session's insert.
+    let with_steps = || async move {
+        let id = ObjectId::new();
+        let started = Instant::now();
+        let budgets = async {
+            let (inserted, trust) = tokio::join!(
+                attempts.insert_one(attempt_doc(id, pair, address, account, retention)),
+                trusted.find_one(doc! {"_id": pair}),
+            );
+            inserted.map_err(|e| e.to_string())?;
+            trust
+                .map_err(|e| e.to_string())?
+                .ok_or("the bare steps' trust is missing")?;
+            let since =
+                |d: Duration| DateTime::from_millis(DateTime::now().timestamp_millis() - millis(d));
+            let found: Vec<Document> = attempts
+                .find(doc! {
+                    "_id": {"$ne": id},
+                    "$or": [
+                        {"pair": pair, "at": {"$gt": since(windows.0)}},
+                        {"address": address, "at": {"$gt": since(windows.1)}},
+                        {"account": account, "at": {"$gt": since(windows.2)}},
+                    ],
+                })
+                .projection(doc! {"pair": 1, "address": 1, "account": 1, "at": 1})
+                .await
+                .map_err(|e| e.to_string())?
+                .try_collect()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(found.len())
+        };
+        let (found, seen) = tokio::join!(lookup(), budgets);
+        found?;
+        seen?;
+        let checked = started.elapsed();
+        let verified = verify().await?;
+        let started = Instant::now();
+        let (inserted, deleted) =
+            tokio::join!(insert_session(), attempts.delete_one(doc! {"_id": id}),);
+        inserted?;
+        deleted.map_err(|e| e.to_string())?;
+        Ok(checked + verified + started.elapsed())
+    };
+    let sides: [(String, &mut dyn AnySide); 5] = [
         (
             "floor: lookup + argon2id verify + session insert".to_owned(),
             &mut Floor(floor),
@@ -95,6 +213,7 @@ pub async fn login(
             "refused by the throttles (429)".to_owned(),
             &mut Caller::throttled_login(throttled, &locked),
         ),
+        (BARE_STEPS.to_owned(), &mut Floor(with_steps)),
     ];
     let (names, mut sides): (Vec<String>, Vec<&mut dyn AnySide>) = sides.into_iter().unzip();
     let timings = round_robin(rounds, &mut sides).await?;
@@ -103,3 +222,6 @@ pub async fn login(
         series: series(&names, &timings),
     })
 }
+
+/// The name of the series that runs the throttles' steps bare beside the floor's.
+pub const BARE_STEPS: &str = "floor + the throttles' steps, bare";
