@@ -228,6 +228,7 @@ async fn run(o: Options) -> Result<Report, String> {
     let app_throttled: &'static App = build(throttled).await?;
     // Indexes exist before anything is timed, as on a database in service.
     let store = floors::store(app).await?;
+    let database = database_server(store).await;
     let username = workload::unique_name("bench");
     testkit::seed_user(
         &store.db,
@@ -380,6 +381,7 @@ async fn run(o: Options) -> Result<Report, String> {
             .unwrap_or_default(),
         command: o.command.clone(),
         machine: Machine::probe(o.rustc.clone(), o.commit.clone()),
+        database,
         settings: Settings {
             cold_start_rounds: o.rounds,
             latency_pairs: o.pairs,
@@ -477,4 +479,22 @@ fn write_results(dir: &PathBuf, report: &Report) -> Result<(), String> {
         std::fs::write(dir.join(&name), text).map_err(|e| format!("writing {name}: {e}"))?;
     }
     Ok(())
+}
+
+/// The server the bench measures against, from its `buildInfo`: FerretDB names itself beside the
+/// MongoDB version it answers as.
+async fn database_server(store: &shared::store::Store) -> String {
+    let info = match store
+        .db
+        .run_command(mongodb::bson::doc! {"buildInfo": 1})
+        .await
+    {
+        Ok(info) => info,
+        Err(e) => return format!("unknown (buildInfo failed: {e})"),
+    };
+    let version = info.get_str("version").unwrap_or("?");
+    match info.get_str("ferretdbVersion") {
+        Ok(ferretdb) => format!("FerretDB {ferretdb} (answering as MongoDB {version})"),
+        Err(_) => format!("MongoDB {version}"),
+    }
 }

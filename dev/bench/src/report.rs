@@ -101,6 +101,8 @@ pub struct Report {
     pub generated_at: String,
     pub command: String,
     pub machine: Machine,
+    /// The database server measured against, as its `buildInfo` names it.
+    pub database: String,
     pub settings: Settings,
     pub cold_start: Vec<ColdStart>,
     /// Where the functions' own initialisation goes, step by step.
@@ -249,6 +251,7 @@ impl Report {
             "machine: nproc {}, {}, {} GiB, Linux {}; {}",
             m.nproc, m.cpu_model, m.memory_gib, m.kernel, m.rustc
         );
+        let _ = writeln!(t, "database: {}", self.database);
         let _ = writeln!(
             t,
             "release profile (opt-level 3, fat LTO, codegen-units 1, stripped); medians unless noted"
