@@ -404,6 +404,13 @@ async fn run(o: Options) -> Result<Report, String> {
         problems,
     };
     report.check_targets(&function_names);
+    // The bench's database is its own (bench_<random>): on a server that outlives the run
+    // (BENCH_MONGODB_URI) nothing of it stays behind.
+    if let Err(e) = store.db.drop().await {
+        let problem = format!("dropping the bench database: {e}");
+        eprintln!("[bench] {problem}");
+        report.problems.push(problem);
+    }
     write_results(&o.out_dir, &report)?;
     Ok(report)
 }
