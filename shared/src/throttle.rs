@@ -213,16 +213,22 @@ impl Throttle {
         hex::encode(&hmac_sha256(&self.key, &message)[..16])
     }
 
+    /// A check with nothing recorded (throttles off, or their records unusable): nothing to
+    /// report afterwards.
+    fn untracked(&self, subject: &Subject) -> Admission {
+        Admission::Check(Attempt {
+            id: None,
+            subject: subject.clone(),
+            trust_kept: self.trust_kept(),
+            write_trust: false,
+        })
+    }
+
     /// Records the attempt and decides whether its password may be checked now. Never fails: if
     /// the records cannot be used, the check goes ahead untracked and the incident is logged.
     pub async fn check(&self, store: &Store, subject: &Subject) -> Admission {
         if !self.cfg.enabled {
-            return Admission::Check(Attempt {
-                id: None,
-                subject: subject.clone(),
-                trust_kept: self.trust_kept(),
-                write_trust: false,
-            });
+            return self.untracked(subject);
         }
         match timing::step(
             timing::Kind::Database,
@@ -241,12 +247,7 @@ impl Throttle {
                     error = %chain(&e),
                     "the throttle records could not be used; checking the password without them"
                 );
-                Admission::Check(Attempt {
-                    id: None,
-                    subject: subject.clone(),
-                    trust_kept: self.trust_kept(),
-                    write_trust: false,
-                })
+                self.untracked(subject)
             }
         }
     }

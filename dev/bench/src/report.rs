@@ -196,7 +196,11 @@ impl Report {
         if let Some(on) = self
             .login_throttle
             .as_ref()
-            .and_then(|f| f.series.get(1))
+            .and_then(|f| {
+                f.series
+                    .iter()
+                    .find(|s| s.name == crate::throttle::THROTTLES_ON)
+            })
             .and_then(|s| s.vs_first)
         {
             checks.push(Check {
@@ -421,7 +425,7 @@ impl Report {
                     .map(|s| s.timings.median_ms)
             };
             if let (Some(on), Some(bare)) = (
-                median("login, throttles on"),
+                median(crate::throttle::THROTTLES_ON),
                 median(crate::throttle::BARE_STEPS),
             ) {
                 let _ = writeln!(

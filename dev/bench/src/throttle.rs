@@ -170,8 +170,8 @@ pub async fn login(
             trust
                 .map_err(|e| e.to_string())?
                 .ok_or("the bare steps' trust is missing")?;
-            let since =
-                |d: Duration| DateTime::from_millis(DateTime::now().timestamp_millis() - millis(d));
+            let now = DateTime::now().timestamp_millis();
+            let since = |d: Duration| DateTime::from_millis(now - millis(d));
             let found: Vec<Document> = attempts
                 .find(doc! {
                     "_id": {"$ne": id},
@@ -220,7 +220,7 @@ pub async fn login(
             &mut Floor(floor),
         ),
         (
-            "login, throttles on".to_owned(),
+            THROTTLES_ON.to_owned(),
             &mut Caller::login(throttled, username),
         ),
         (
@@ -244,6 +244,9 @@ pub async fn login(
         series: series(&names, &timings),
     })
 }
+
+/// The name of the series of logins with the throttles on.
+pub const THROTTLES_ON: &str = "login, throttles on";
 
 /// The name of the series that runs the throttles' steps bare beside the floor's.
 pub const BARE_STEPS: &str = "floor + the throttles' steps, bare";
