@@ -10,8 +10,8 @@
 //!
 //! Uniqueness of username and email is enforced by unique indexes; reads here are by normalised
 //! values, so there is no collation and no operator can get in. While `NODE_EMAIL_FALLBACK` is
-//! on, an email that is not found as stored-lowercase is looked up once more case-insensitively,
-//! for Node-era accounts the migration command has not lowercased yet.
+//! on, a login email is also looked up in any case (beside the exact lookup, see
+//! [`find_for_login`]), for Node-era accounts the migration command has not lowercased yet.
 use std::fmt;
 
 use mongodb::{
@@ -221,48 +221,125 @@ pub async fn find_for_login(
                 Ok(user.filter(|u| Email::normalise_for_lookup(&u.email) == *email))
             }
             Identifier::Email(e) => {
-                if let Some(user) = users.find_one(doc! {"email": e}).await? {
+                let exact = users.find_one(doc! {"email": e});
+                if !email_fallback {
+                    return Ok(exact.await?);
+                }
+                // Both at once, whatever the first finds: the lookup then takes as long for an
+                // address nobody holds as for one stored as typed or lowercase, so its time
+                // cannot tell them apart (nor can a refusal's, which waits for it).
+                let (exact, any) = tokio::join!(exact, in_any_case(&users, e));
+                if let Some(user) = exact? {
                     return Ok(Some(user));
                 }
-                if !email_fallback {
-                    return Ok(None);
-                }
-                // At most two, to tell one match from an ambiguous pair (`Bob@x.com` and
-                // `BOB@x.com` were two accounts to the Node version); the migration reports those.
-                let mut found = users.find(any_case(e)).limit(2).await?;
-                let first = if found.advance().await? {
-                    Some(found.deserialize_current()?)
-                } else {
-                    None
-                };
-                if first.is_some() && found.advance().await? {
+                let mut found = any?;
+                if found.len() > 1 {
                     tracing::warn!(
                         "an email matches two Node-era accounts that differ only in case; \
-                     run migrate-node to list them"
+                         run migrate-node to list them"
                     );
                     return Ok(None);
                 }
-                Ok(first)
+                Ok(found.pop())
             }
         }
     })
     .await
 }
 
-/// A filter for `email` equal to `lowercase` in any case. Only ASCII punctuation is escaped: both
-/// MongoDB's PCRE and FerretDB's Go RE2 take `\` before it as the literal character, and RE2
-/// refuses an escaped letter or non-ASCII character.
-fn any_case(lowercase: &str) -> Document {
-    let mut pattern = String::with_capacity(lowercase.len() * 2 + 4);
-    pattern.push_str("\\A");
-    for c in lowercase.chars() {
-        if c.is_ascii_punctuation() {
-            pattern.push('\\');
-        }
-        pattern.push(c);
+/// The accounts holding `lowercase` in any case, at most two: enough to tell one match from an
+/// ambiguous pair (`Bob@x.com` and `BOB@x.com` were two accounts to the Node version; the
+/// migration reports those).
+async fn in_any_case(
+    users: &Collection<UserDoc>,
+    lowercase: &str,
+) -> Result<Vec<UserDoc>, StoreError> {
+    let mut cursor = users
+        .find(doc! {"$or": any_case(lowercase)})
+        .limit(2)
+        .await?;
+    let mut found = Vec::with_capacity(2);
+    while cursor.advance().await? {
+        found.push(cursor.deserialize_current()?);
     }
-    pattern.push_str("\\z");
-    doc! {"email": {"$regex": pattern, "$options": "i"}}
+    Ok(found)
+}
+
+/// How many leading characters' case forms [`any_case`] spells out as literal prefixes.
+const SPELLED_OUT: usize = 3;
+
+/// Filters (to be `$or`ed) for `email` equal to `lowercase` once lowercased: the emails whose
+/// [`Email::normalise_for_lookup`] is `lowercase`, the key the throttles count a login under.
+///
+/// Not the `i` option: a case-insensitive regex matches by Unicode case *folding*, which is
+/// wider than lowercasing (`ſ` folds to `s` but lowercases to itself), so `ſam@x.com` would
+/// have reached `sam@x.com` under a throttle key of its own. Each character matches only its
+/// case forms that lowercase to it ([`case_forms`]), so two spellings with different keys never
+/// reach the same account. The first [`SPELLED_OUT`] characters' forms are spelt out, one
+/// branch each (at most 8): every branch then starts with a literal prefix, which MongoDB turns
+/// into bounds on the email index instead of scanning all of it. Only ASCII punctuation is
+/// escaped: both MongoDB's PCRE and FerretDB's Go RE2 read `\` before it as the literal
+/// character, and RE2 refuses an escaped letter or non-ASCII character.
+fn any_case(lowercase: &str) -> Vec<Document> {
+    let forms: Vec<Vec<char>> = lowercase.chars().map(case_forms).collect();
+    let split = forms.len().min(SPELLED_OUT);
+    let mut rest = String::with_capacity(lowercase.len() * 4 + 2);
+    for f in &forms[split..] {
+        match f.as_slice() {
+            [c] => push_literal(&mut rest, *c),
+            many => {
+                rest.push('[');
+                rest.extend(many);
+                rest.push(']');
+            }
+        }
+    }
+    rest.push_str("\\z");
+    let mut prefixes = vec![String::from("\\A")];
+    for f in &forms[..split] {
+        prefixes = prefixes
+            .iter()
+            .flat_map(|p| {
+                f.iter().map(move |&c| {
+                    let mut p = p.clone();
+                    push_literal(&mut p, c);
+                    p
+                })
+            })
+            .collect();
+    }
+    prefixes
+        .into_iter()
+        .map(|p| doc! {"email": {"$regex": p + &rest}})
+        .collect()
+}
+
+fn push_literal(pattern: &mut String, c: char) {
+    if c.is_ascii_punctuation() {
+        pattern.push('\\');
+    }
+    pattern.push(c);
+}
+
+/// `c` and its uppercase, when that is one character whose lowercase is `c` again (`s`: `s S`;
+/// `ü`: `ü Ü`; `ſ`: only `ſ`, since its uppercase `S` lowercases to `s`). Rarer forms (the
+/// Kelvin sign for `k`, titlecase digraphs) are left out: an account stored with them is not
+/// found by its email, and never the wrong account is.
+fn case_forms(c: char) -> Vec<char> {
+    let mut forms = vec![c];
+    let mut upper = c.to_uppercase();
+    if let (Some(u), None) = (upper.next(), upper.next())
+        && u != c
+        && lowercases_to(u, c)
+    {
+        forms.push(u);
+    }
+    forms
+}
+
+fn lowercases_to(u: char, c: char) -> bool {
+    let mut lower = u.to_lowercase();
+    lower.next() == Some(c) && lower.next().is_none()
 }
 
 /// Whether the username or the email is already taken, as field errors for a 409.
@@ -283,7 +360,7 @@ pub async fn taken(
             doc! {"email": email.as_ref()},
         ];
         if email_fallback {
-            branches.push(any_case(email.as_ref()));
+            branches.extend(any_case(email.as_ref()));
         }
         let users = collection(store).clone_with_type::<Document>();
         let mut cursor = users
@@ -322,8 +399,7 @@ pub async fn email_held_by_another(
         timing::Kind::Database,
         "users.email_held_by_another",
         async move {
-            let mut filter = any_case(email.as_ref());
-            filter.insert("_id", doc! {"$ne": except.0});
+            let filter = doc! {"$or": any_case(email.as_ref()), "_id": {"$ne": except.0}};
             let found = collection(store)
                 .clone_with_type::<Document>()
                 .find_one(filter)
@@ -484,20 +560,53 @@ mod tests {
         );
     }
 
+    fn patterns(lowercase: &str) -> Vec<String> {
+        any_case(lowercase)
+            .iter()
+            .map(|f| {
+                f.get_document("email")
+                    .and_then(|e| e.get_str("$regex"))
+                    .expect("pattern")
+                    .to_owned()
+            })
+            .collect()
+    }
+
     #[test]
     fn any_case_lookups_escape_every_pattern_character_and_anchor_both_ends() {
-        let f = any_case("a.b+c(d)|e*@x-y.com");
-        let pattern = f
-            .get_document("email")
-            .and_then(|e| e.get_str("$regex"))
-            .expect("pattern");
-        assert_eq!(pattern, r"\Aa\.b\+c\(d\)\|e\*\@x\-y\.com\z");
-        let unicode = any_case("jöhn@x.com");
-        let pattern = unicode
-            .get_document("email")
-            .and_then(|e| e.get_str("$regex"))
-            .expect("pattern");
-        assert_eq!(pattern, r"\Ajöhn\@x\.com\z", "non-ASCII is never escaped");
+        let rest = r"\+[cC]\([dD]\)\|[eE]\*\@[xX]\-[yY]\.[cC][oO][mM]\z";
+        assert_eq!(
+            patterns("a.b+c(d)|e*@x-y.com"),
+            [r"\Aa\.b", r"\Aa\.B", r"\AA\.b", r"\AA\.B"].map(|p| format!("{p}{rest}")),
+            "the first three characters' forms spelt out, one literal prefix per branch"
+        );
+        assert_eq!(
+            patterns("jö@x.ıo"),
+            [r"\Ajö\@", r"\AjÖ\@", r"\AJö\@", r"\AJÖ\@"].map(|p| format!(r"{p}[xX]\.ı[oO]\z")),
+            "non-ASCII is never escaped; ı has no other form (its uppercase I lowercases to i)"
+        );
+        assert_eq!(patterns("1@"), [r"\A1\@\z"]);
+    }
+
+    #[test]
+    fn a_character_matches_only_the_forms_that_lowercase_to_it() {
+        assert_eq!(case_forms('s'), ['s', 'S']);
+        assert_eq!(case_forms('ü'), ['ü', 'Ü']);
+        assert_eq!(case_forms('ſ'), ['ſ'], "S lowercases to s, not to ſ");
+        assert_eq!(case_forms('ς'), ['ς'], "Σ lowercases to σ, not to ς");
+        assert_eq!(case_forms('@'), ['@']);
+        // Every character a lowercased email can hold: each of its forms lowercases to it and
+        // to nothing else, so two different lowercased emails never match one stored email.
+        let mut checked = 0;
+        for x in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            for c in x.to_lowercase() {
+                for u in case_forms(c) {
+                    assert!(lowercases_to(u, c), "{u:?} is a form of {c:?}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 1_000_000, "{checked}");
     }
 
     #[test]

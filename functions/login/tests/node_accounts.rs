@@ -138,6 +138,47 @@ async fn a_node_era_account_logs_in_by_its_email_in_any_case() {
 }
 
 #[tokio::test]
+async fn a_node_era_email_is_found_in_any_case_of_its_non_ascii_letters_too() {
+    let t = TestApp::spawn().await;
+    let node = node_user("jurgen")
+        .email("Jürgen.Öz@Example.com")
+        .insert(&t.db)
+        .await;
+    let (status, v, ..) = t
+        .login(
+            handle,
+            json!({"email": "JÜRGEN.ÖZ@EXAMPLE.COM", "password": node.password}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+}
+
+/// A case-insensitive regex matches by case folding, under which `ſ` (long s) is an `s`; but
+/// `ſam@…` lowercases to itself, so the throttles count it under a key of its own. It must not
+/// reach `sam@…`, or every `s` in an email would double the budgets an attacker gets on it.
+#[tokio::test]
+async fn an_email_that_only_case_folds_to_a_stored_one_reaches_no_account() {
+    let t = TestApp::spawn().await;
+    let node = node_user("sam")
+        .email("Sam.Smith@example.com")
+        .insert(&t.db)
+        .await;
+    for other in ["ſam.smith@example.com", "ſam.ſmith@example.com"] {
+        let (status, v, ..) = t
+            .login(handle, json!({"email": other, "password": node.password}))
+            .await;
+        assert_eq!(status, 401, "{other}: {v}");
+    }
+    let (status, v, ..) = t
+        .login(
+            handle,
+            json!({"email": "SAM.SMITH@EXAMPLE.COM", "password": node.password}),
+        )
+        .await;
+    assert_eq!(status, 200, "its own spelling in any case still works: {v}");
+}
+
+#[tokio::test]
 async fn with_the_email_fallback_off_only_the_stored_lowercase_form_is_found() {
     let t = TestApp::spawn_with(|v| {
         v.insert("NODE_EMAIL_FALLBACK".into(), "false".into());
