@@ -489,6 +489,23 @@ pub async fn drop_node_refresh_token(
     .await
 }
 
+/// Removes a Node-era `refreshToken`, whatever it holds: signing out of every device ends the
+/// Node-era session too, which would otherwise be exchanged for a new one by its next refresh.
+/// `$unset` of an absent field changes nothing (and writes nothing on MongoDB).
+pub async fn forget_node_refresh_token(store: &Store, id: UserId) -> Result<(), StoreError> {
+    timing::step(
+        timing::Kind::Database,
+        "users.forget_node_refresh_token",
+        async move {
+            collection(store)
+                .update_one(doc! {"_id": id.0}, doc! {"$unset": {"refreshToken": ""}})
+                .await?;
+            Ok(())
+        },
+    )
+    .await
+}
+
 /// Replaces the password hash with `new_hash`, but only while the stored hash is still
 /// `checked_against` (the one the old password was verified against), so of two concurrent
 /// changes with the same old password one applies and the other finds the password changed.

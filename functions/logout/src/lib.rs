@@ -1,5 +1,6 @@
 //! `POST /api/v1/users/logout`: ends this device's session, or with `{"allDevices": true}`
-//! every session of the user, and clears both cookies.
+//! every session of the user (and a Node-era refresh token still stored on the account), and
+//! clears both cookies.
 //!
 //! The token is verified without the database (`auth::verify`): a logout whose session is
 //! already revoked, past its end or gone still answers 200 and clears the cookies, so a retry
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 use shared::{
     ApiError, App, FieldError, auth, cookies,
     http::{self, Reply, content_type, read_fields},
-    sessions,
+    sessions, users,
 };
 
 pub const ROUTE: &str = "POST /api/v1/users/logout";
@@ -79,7 +80,10 @@ async fn logout(app: &App, req: Request) -> Result<Reply, ApiError> {
         Scope::ThisDevice => tracing::info!("logout of a session that had ended: nothing revoked"),
         Scope::AllDevices => {
             if live {
-                let ended = sessions::revoke_all_of(store, caller.user_id, None).await?;
+                let (ended, ()) = tokio::try_join!(
+                    sessions::revoke_all_of(store, caller.user_id, None),
+                    users::forget_node_refresh_token(store, caller.user_id),
+                )?;
                 tracing::info!(user_id = %caller.user_id, ended, "signed out of every device");
             } else {
                 tracing::info!(

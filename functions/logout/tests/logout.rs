@@ -116,6 +116,44 @@ async fn all_devices_ends_every_session_of_the_user_and_no_one_elses() {
     assert!(access_works(&t, &theirs).await);
 }
 
+/// A Node-era refresh token left on the account (login removes it, but only best effort) would
+/// be exchanged for a new session by its next refresh: every device includes that one.
+#[tokio::test]
+async fn all_devices_also_ends_a_node_era_refresh_token_still_stored() {
+    let t = TestApp::spawn().await;
+    let node = testkit::node::node_user("olga")
+        .logged_in(
+            t.var("REFRESH_TOKEN_SECRET"),
+            std::time::Duration::from_secs(3600),
+        )
+        .insert(&t.db)
+        .await;
+    let node_token = node.refresh_token.clone().expect("a Node-era token");
+    let store = t.app.store().await.expect("store");
+    let user = shared::users::find_by_id(store, shared::domain::UserId(node.id))
+        .await
+        .expect("read")
+        .expect("exists");
+    let this_device = t.sign_in(&user).await;
+    let resp = handle(t.app, this_device.cookie(bare())).await;
+    assert_logged_out(&resp);
+    assert!(
+        t.user_document(node.id).await.contains_key("refreshToken"),
+        "this device only: the Node-era session is another device"
+    );
+    let s = t.sign_in(&user).await;
+    let all = post_json(PATH, &json!({"allDevices": true}));
+    assert_logged_out(&handle(t.app, s.cookie(all)).await);
+    let stored = t.user_document(node.id).await;
+    assert!(!stored.contains_key("refreshToken"), "{stored}");
+    let exchange = refresh::handle(t.app, testkit::refresh_request(&node_token)).await;
+    assert_eq!(
+        exchange.status().as_u16(),
+        401,
+        "the Node-era token no longer opens a session"
+    );
+}
+
 #[tokio::test]
 async fn all_devices_from_a_form_or_as_false_or_an_empty_body_behave_as_written() {
     let t = TestApp::spawn().await;

@@ -99,7 +99,9 @@ pub fn take_string(
     }
 }
 
-/// The value of one request cookie, if present.
+/// The value of one request cookie: the first of that name that is not empty, as for the access
+/// token (`access::presented_token`). An empty one is as good as none, so the caller looks where
+/// it looks next (the Node version's `req.cookies.refreshToken || req.body.refreshToken`).
 pub fn cookie_value(req: &Request, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
@@ -107,7 +109,7 @@ pub fn cookie_value(req: &Request, name: &str) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(cookie::Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == name)
+        .find(|c| c.name() == name && !c.value().trim().is_empty())
         .map(|c| c.value().to_owned())
 }
 
@@ -162,5 +164,15 @@ mod tests {
             Some("abc.def")
         );
         assert_eq!(cookie_value(&req, "missing"), None);
+        let req = http::Request::builder()
+            .header("cookie", "refreshToken=; a=1")
+            .header("cookie", "refreshToken=  ; refreshToken=abc.def")
+            .body(Body::Empty)
+            .expect("req");
+        assert_eq!(
+            cookie_value(&req, "refreshToken").as_deref(),
+            Some("abc.def"),
+            "empty ones are skipped"
+        );
     }
 }
