@@ -55,17 +55,25 @@ pub enum MediaError {
         #[source]
         source: reqwest::Error,
     },
+    /// Cloudinary could not read the file as an image, though its first bytes said it was one
+    /// (damaged, truncated): the client's file, not Cloudinary, is at fault.
+    #[error("Cloudinary could not read {label} as an image")]
+    Unreadable { label: String },
     /// A success status with a body that is not what we asked for.
     #[error("Cloudinary {op} answered unexpectedly: {detail}")]
     BadResponse { op: Op, detail: String },
 }
 
-/// Local failures are ours (500, and nothing was written anywhere); everything Cloudinary does
-/// wrong is a 502.
+/// Local failures are ours (500, and nothing was written anywhere); a file Cloudinary cannot
+/// read is the client's (415, like any other file that is not an image we take); everything
+/// Cloudinary does wrong is a 502.
 impl From<MediaError> for ApiError {
     fn from(e: MediaError) -> Self {
         match e {
             MediaError::Client(_) | MediaError::Staging(_) => ApiError::internal(e),
+            MediaError::Unreadable { label } => ApiError::UnsupportedMediaType(format!(
+                "{label} could not be read as an image: the file is damaged or incomplete"
+            )),
             MediaError::Rejected { .. }
             | MediaError::Request { .. }
             | MediaError::Timeout { .. }

@@ -32,7 +32,9 @@ pub async fn upload(
     Path(cloud): Path<String>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let result = upload_image(&state, &cloud, request).await;
+    let result = upload_image(&state, &cloud, request)
+        .await
+        .and_then(|answer| failed_after(&state, &cloud, Op::Upload).map(|()| answer));
     log_rejection(&cloud, Op::Upload, &result);
     result.map(Json)
 }
@@ -43,7 +45,9 @@ pub async fn destroy(
     Path(cloud): Path<String>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let result = destroy_image(&state, &cloud, request).await;
+    let result = destroy_image(&state, &cloud, request)
+        .await
+        .and_then(|answer| failed_after(&state, &cloud, Op::Destroy).map(|()| answer));
     log_rejection(&cloud, Op::Destroy, &result);
     result.map(Json)
 }
@@ -166,9 +170,23 @@ async fn receive(
             ));
         }
         Some(FaultKind::Hang { delay }) => tokio::time::sleep(delay).await,
-        None => {}
+        Some(FaultKind::FailAfter { .. }) | None => {}
     }
     params::read(parts, body).await
+}
+
+/// The error a `fail-after` fault answers once the call has taken effect.
+fn failed_after(state: &AppState, cloud: &str, op: Op) -> Result<(), ApiError> {
+    match state.fault_for(cloud, op) {
+        Some(FaultKind::FailAfter { status }) => Err(ApiError::new(
+            status,
+            format!(
+                "Simulated failure after the call took effect (cloudinary-standin fault mode), HTTP {}",
+                status.as_u16()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Checks the API key, timestamp and signature exactly as Cloudinary does.

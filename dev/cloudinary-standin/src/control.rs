@@ -31,7 +31,8 @@ struct FaultRequest {
     ops: Option<Vec<String>>,
 }
 
-/// `POST /__standin/{cloud}/fault` with `{"mode":"fail","status":500}`,
+/// `POST /__standin/{cloud}/fault` with `{"mode":"fail","status":500}` (refuse the call),
+/// `{"mode":"fail-after","status":504}` (do it, then answer the error anyway),
 /// `{"mode":"hang","delay_ms":5000}` or `{"mode":"none"}`, and optionally
 /// `"ops":["upload"|"destroy"]` (default both). Answers the fault now in force.
 pub async fn set_fault(
@@ -76,7 +77,7 @@ pub async fn list_assets(
 fn parse_fault(request: FaultRequest) -> Result<Option<Fault>, ApiError> {
     let kind = match request.mode.as_str() {
         "none" => return Ok(None),
-        "fail" => {
+        mode @ ("fail" | "fail-after") => {
             let code = request.status.unwrap_or(500);
             let status = StatusCode::from_u16(code)
                 .ok()
@@ -84,7 +85,11 @@ fn parse_fault(request: FaultRequest) -> Result<Option<Fault>, ApiError> {
                 .ok_or_else(|| {
                     ApiError::bad_request(format!("fault status must be 400-599, got {code}"))
                 })?;
-            FaultKind::Fail { status }
+            if mode == "fail" {
+                FaultKind::Fail { status }
+            } else {
+                FaultKind::FailAfter { status }
+            }
         }
         "hang" => {
             let delay_ms = request
@@ -101,7 +106,7 @@ fn parse_fault(request: FaultRequest) -> Result<Option<Fault>, ApiError> {
         }
         other => {
             return Err(ApiError::bad_request(format!(
-                "unknown fault mode {other:?}: use none, fail or hang"
+                "unknown fault mode {other:?}: use none, fail, fail-after or hang"
             )));
         }
     };
@@ -133,6 +138,9 @@ fn fault_json(fault: Option<&Fault>) -> Value {
         }
         FaultKind::Hang { delay } => {
             json!({ "mode": "hang", "delay_ms": delay.as_millis() as u64, "ops": ops })
+        }
+        FaultKind::FailAfter { status } => {
+            json!({ "mode": "fail-after", "status": status.as_u16(), "ops": ops })
         }
     }
 }

@@ -73,6 +73,9 @@ pub enum FaultKind {
     Fail { status: StatusCode },
     /// Wait this long, then handle the call normally.
     Hang { delay: Duration },
+    /// Handle the call (its effect happens), then answer this status with an error body anyway:
+    /// a proxy in front of a Cloudinary that did the work, timing out (504) or failing (502).
+    FailAfter { status: StatusCode },
 }
 
 /// A cloud's fault mode and the calls it applies to.

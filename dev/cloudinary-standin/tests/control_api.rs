@@ -45,6 +45,36 @@ async fn fail_fault_mode_answers_uploads_and_destroys_with_the_configured_status
 }
 
 #[tokio::test]
+async fn fail_after_mode_does_the_call_then_answers_the_error() {
+    let standin = Standin::start().await;
+    let set = standin
+        .set_fault("late", json!({"mode": "fail-after", "status": 504}))
+        .await;
+    let set: serde_json::Value = set.json().await.expect("JSON");
+    assert_eq!(
+        set,
+        json!({"mode": "fail-after", "status": 504, "ops": ["upload", "destroy"]})
+    );
+    let response = standin
+        .upload("late", &[("public_id", "landed")], &png(1, 1))
+        .await;
+    assert_eq!(response.status(), 504);
+    assert!(!error_message(response).await.is_empty());
+    assert_eq!(
+        standin.assets("late").await[0]["public_id"],
+        "landed",
+        "stored although the answer was an error"
+    );
+    let (status, _) = standin.destroy("late", "landed").await;
+    assert_eq!(status, 504);
+    assert_eq!(
+        standin.assets("late").await,
+        json!([]),
+        "destroyed all the same"
+    );
+}
+
+#[tokio::test]
 async fn a_fault_restricted_to_uploads_leaves_destroy_alone() {
     let standin = Standin::start().await;
     standin

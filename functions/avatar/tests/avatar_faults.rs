@@ -23,6 +23,21 @@ async fn cloudinary_failing_on_upload_is_502_and_nothing_changes() {
     );
 }
 
+/// PNG magic bytes, so we take it, but nothing Cloudinary can read: the client's file is at
+/// fault, a 415 like any other file that is not an image we accept, not a 502 to retry.
+#[tokio::test]
+async fn a_damaged_image_cloudinary_cannot_read_is_415_and_nothing_changes() {
+    let t = TestApp::spawn().await;
+    let (user, signed_in, _) = user_with_avatar(&t).await;
+    let mut damaged = png(1);
+    damaged.truncate(20);
+    let body = assert_refused(&t, &user, signed_in.cookie(avatar_form(damaged)), 415).await;
+    assert_eq!(
+        body["message"],
+        "Avatar could not be read as an image: the file is damaged or incomplete"
+    );
+}
+
 #[tokio::test]
 async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout() {
     let t = TestApp::spawn_with(|v| {

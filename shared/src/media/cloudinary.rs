@@ -32,6 +32,9 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 const UPLOAD_READ_CHUNK: usize = 256 * 1024;
 /// Error text from Cloudinary kept for the log.
 const MAX_MESSAGE_CHARS: usize = 300;
+/// How Cloudinary's 400 begins when it cannot read an uploaded file as an image (`{"error":
+/// {"message": "Invalid image file"}}`, as its SDKs report it).
+const UNREADABLE_IMAGE: &str = "Invalid image file";
 
 /// Which API call, for errors and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +147,16 @@ impl Media {
         if failure.may_have_taken_effect {
             self.discard(&public_id).await;
         }
-        Err(failure.error)
+        Err(match failure.error {
+            MediaError::Rejected {
+                status: 400,
+                message,
+                ..
+            } if message.starts_with(UNREADABLE_IMAGE) => MediaError::Unreadable {
+                label: image.label().to_owned(),
+            },
+            other => other,
+        })
     }
 
     /// Deletes an image by its full public id; an id that does not exist counts as deleted.
@@ -241,13 +253,16 @@ impl Media {
             .await
             .map_err(|e| request_failed(e, status.is_success()))?;
         if !status.is_success() {
+            // A 4xx is Cloudinary refusing the call; a 5xx may come from a proxy in front of a
+            // Cloudinary that did the work (a 504 after the image was stored), so it counts as
+            // unknown and an upload is destroyed by its public id (a no-op if it never landed).
             return Err(Failure {
                 error: MediaError::Rejected {
                     op,
                     status: status.as_u16(),
                     message: error_message(&body),
                 },
-                may_have_taken_effect: false,
+                may_have_taken_effect: status.is_server_error(),
             });
         }
         serde_json::from_slice(&body).map_err(|e| Failure {

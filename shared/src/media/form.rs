@@ -213,8 +213,10 @@ pub async fn read(req: Request, media: &Media, spec: FormSpec) -> Result<RawForm
 
 /// The staged file as an accepted image, or the problem that names it (the file is deleted).
 pub fn image(spec: FormSpec, field: &str, file: StagedFile) -> Result<StagedImage, FieldError> {
+    let label = spec.label(field);
     StagedImage::from_staged(file)
-        .map_err(|_| FieldError::new(field, format!("{} {NOT_AN_IMAGE}", spec.label(field))))
+        .map(|image| image.labelled(label))
+        .map_err(|_| FieldError::new(field, format!("{label} {NOT_AN_IMAGE}")))
 }
 
 /// The 415 for files that are not accepted images, when they are the only problem.

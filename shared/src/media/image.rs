@@ -49,15 +49,31 @@ impl ImageKind {
 pub struct StagedImage {
     file: StagedFile,
     kind: ImageKind,
+    /// How answers name it (the form field's label, "Avatar").
+    label: String,
 }
 
 impl StagedImage {
     /// The image, or the file back when it is not one we accept.
     pub fn from_staged(file: StagedFile) -> Result<Self, StagedFile> {
         match file.kind() {
-            Some(kind) if !file.is_empty() => Ok(Self { file, kind }),
+            Some(kind) if !file.is_empty() => Ok(Self {
+                file,
+                kind,
+                label: "The image".to_owned(),
+            }),
             _ => Err(file),
         }
+    }
+
+    /// Names the image in answers by `label`.
+    pub fn labelled(mut self, label: &str) -> Self {
+        label.clone_into(&mut self.label);
+        self
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
     pub fn kind(&self) -> ImageKind {

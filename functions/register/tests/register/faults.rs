@@ -54,18 +54,36 @@ async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout_and_nothi
     assert_eq!(t.count("users").await, 0);
 }
 
+/// A 5xx may come from a proxy in front of a Cloudinary that stored the image: its outcome is
+/// unknown, so the upload is destroyed by the public id we chose.
+#[tokio::test]
+async fn an_upload_answered_504_after_it_was_stored_is_destroyed() {
+    let t = TestApp::spawn().await;
+    t.set_fault(json!({"mode": "fail-after", "status": 504, "ops": ["upload"]}))
+        .await;
+    let parts = valid_parts(&unique_username());
+    assert_rejected(&t, request(&parts), 502).await;
+    assert!(t.image_ids().await.is_empty(), "{:?}", t.image_ids().await);
+}
+
 #[tokio::test]
 async fn a_failed_cover_upload_destroys_the_avatar_that_was_uploaded() {
     let t = TestApp::spawn().await;
     let mut parts = valid_parts(&unique_username());
-    // GIF magic bytes (so we accept it) but no image inside: Cloudinary refuses this one only.
+    // GIF magic bytes (so we accept it) but no image inside: Cloudinary refuses this one only,
+    // and the fault is the client's file, so it is a 415 naming it, not a 502.
     parts.push(Part::file(
         "coverImage",
         "cover.gif",
         "image/gif",
         b"GIF89a\x01".to_vec(),
     ));
-    assert_rejected(&t, request(&parts), 502).await;
+    let body = assert_rejected(&t, request(&parts), 415).await;
+    assert_eq!(
+        body["message"],
+        "Cover image could not be read as an image: the file is damaged or incomplete",
+        "{body}"
+    );
     assert!(
         t.image_ids().await.is_empty(),
         "the avatar must have been destroyed"
