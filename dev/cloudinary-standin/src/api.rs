@@ -155,6 +155,7 @@ async fn receive(
     op: Op,
     request: Request,
 ) -> Result<Params, ApiError> {
+    state.count_call(cloud, op);
     let (parts, body) = request.into_parts();
     let body = Bytes::from_request(Request::from_parts(Parts::clone(&parts), body), &())
         .await

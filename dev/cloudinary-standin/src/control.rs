@@ -55,6 +55,14 @@ pub async fn get_fault(
     Json(fault_json(state.fault(&cloud).as_ref()))
 }
 
+/// `GET /__standin/{cloud}/calls`: `{"upload": n, "destroy": n}`, the calls received so far,
+/// whatever they were answered; a test tells "nothing was uploaded" from "uploaded, then
+/// destroyed" by them.
+pub async fn calls(State(state): State<Arc<AppState>>, Path(cloud): Path<String>) -> Json<Value> {
+    let (upload, destroy) = state.calls(&cloud);
+    Json(json!({ "upload": upload, "destroy": destroy }))
+}
+
 /// `GET /__standin/{cloud}/assets`: `[{"public_id","bytes","format"}]` sorted by public ID.
 pub async fn list_assets(
     State(state): State<Arc<AppState>>,

@@ -1,8 +1,8 @@
 //! A Cloudinary-compatible stand-in server for local development and tests.
 //!
 //! It answers the upload API as clients use it (signed `image/upload` and `image/destroy`),
-//! serves delivery URLs, and has a control API under `/__standin` for fault injection and asset
-//! listing. Every cloud name is accepted and all state is namespaced by cloud name, so tests run
+//! serves delivery URLs, and has a control API under `/__standin` for fault injection, asset
+//! listing and call counts. Every cloud name is accepted and all state is namespaced by cloud name, so tests run
 //! in parallel by each using a cloud of their own. Never for production: nothing is persisted.
 //!
 //! Run it in-process with [`spawn`], or with [`serve`] on a listener of your own.
@@ -68,6 +68,7 @@ pub fn router(settings: Settings, base_url: String) -> Router {
             post(control::set_fault).get(control::get_fault),
         )
         .route("/__standin/{cloud}/assets", get(control::list_assets))
+        .route("/__standin/{cloud}/calls", get(control::calls))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Resource not found") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

@@ -99,6 +99,8 @@ pub enum Put {
 struct Cloud {
     assets: BTreeMap<String, Asset>,
     fault: Option<Fault>,
+    /// Calls received, answered or not: (uploads, destroys).
+    calls: (u64, u64),
 }
 
 /// State shared by every request.
@@ -128,6 +130,24 @@ impl AppState {
         let clouds = self.clouds();
         let fault = clouds.get(cloud)?.fault.as_ref()?;
         fault.ops.contains(&op).then_some(fault.kind)
+    }
+
+    /// Counts a call to `op` on `cloud`, as it arrives (before any check or fault).
+    pub fn count_call(&self, cloud: &str, op: Op) {
+        let mut clouds = self.clouds();
+        let calls = &mut clouds.entry(cloud.to_owned()).or_default().calls;
+        match op {
+            Op::Upload => calls.0 += 1,
+            Op::Destroy => calls.1 += 1,
+        }
+    }
+
+    /// The calls `cloud` has received: (uploads, destroys).
+    pub fn calls(&self, cloud: &str) -> (u64, u64) {
+        self.clouds()
+            .get(cloud)
+            .map(|c| c.calls)
+            .unwrap_or_default()
     }
 
     pub fn fault(&self, cloud: &str) -> Option<Fault> {

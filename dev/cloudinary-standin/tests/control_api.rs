@@ -72,6 +72,13 @@ async fn fail_after_mode_does_the_call_then_answers_the_error() {
         json!([]),
         "destroyed all the same"
     );
+    let calls: serde_json::Value = standin
+        .get(&format!("{}/__standin/late/calls", standin.base))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(calls, json!({"upload": 1, "destroy": 1}));
 }
 
 #[tokio::test]

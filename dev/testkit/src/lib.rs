@@ -177,6 +177,27 @@ impl TestApp {
         v.as_array().cloned().unwrap_or_default()
     }
 
+    /// The upload calls this test's cloud has received so far, answered or not: "nothing was
+    /// uploaded" is this unchanged, which a list of images cannot tell from "uploaded, then
+    /// destroyed".
+    pub async fn upload_calls(&self) -> u64 {
+        let url = format!(
+            "{}/__standin/{}/calls",
+            self.services.cloudinary_api_base,
+            self.cloud()
+        );
+        let v: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .expect("stand-in reachable")
+            .json()
+            .await
+            .expect("json");
+        v["upload"].as_u64().expect("an upload count")
+    }
+
     /// Switches the stand-in's fault mode for this test's cloud, e.g. `{"mode":"fail","status":500}`.
     pub async fn set_fault(&self, fault: Value) {
         let url = format!(

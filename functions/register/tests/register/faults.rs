@@ -118,6 +118,7 @@ async fn the_database_going_away_is_a_fast_503_and_registration_recovers_without
 
     db.kill();
     let username = unique_username();
+    let uploads = t.upload_calls().await;
     let started = Instant::now();
     let resp = send(&t, request(&valid_parts(&username))).await;
     let elapsed = started.elapsed();
@@ -131,9 +132,10 @@ async fn the_database_going_away_is_a_fast_503_and_registration_recovers_without
         "503 must be quick, took {elapsed:?}"
     );
     assert!(t.staged_files().is_empty());
+    assert_eq!(t.image_ids().await, images);
     assert_eq!(
-        t.image_ids().await,
-        images,
+        t.upload_calls().await,
+        uploads,
         "nothing is uploaded while the database is down"
     );
 

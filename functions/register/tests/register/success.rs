@@ -160,7 +160,13 @@ async fn a_taken_username_differing_only_in_case_is_409_before_anything_is_uploa
         format!("other.{username}@example.com"),
     );
     let parts = with_text(parts, "username", username.to_uppercase());
+    let uploads = t.upload_calls().await;
     let body = assert_rejected(&t, request(&parts), 409).await;
+    assert_eq!(
+        t.upload_calls().await,
+        uploads,
+        "nothing was sent to Cloudinary"
+    );
     assert_eq!(
         body["message"],
         "User with email or username already exists"
@@ -178,7 +184,13 @@ async fn a_taken_email_differing_only_in_case_is_409_before_anything_is_uploaded
         "email",
         format!("{}@EXAMPLE.com", username.to_uppercase()),
     );
+    let uploads = t.upload_calls().await;
     let body = assert_rejected(&t, request(&parts), 409).await;
+    assert_eq!(
+        t.upload_calls().await,
+        uploads,
+        "nothing was sent to Cloudinary"
+    );
     assert_eq!(
         body["message"],
         "User with email or username already exists"
