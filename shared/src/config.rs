@@ -51,12 +51,14 @@ pub struct Config {
     pub upload: Option<UploadConfig>,
     pub cookies: CookieConfig,
     pub node: NodeCompatConfig,
+    /// Read when [`Needs::throttles`]; otherwise the defaults, switched off.
     pub throttle: ThrottleConfig,
 }
 
 /// What a function uses of the configuration: each is given, and granted, only that. Every
 /// function reads the database settings, the token lifetimes, the cookie settings and the Node
-/// switches (all with defaults); the secrets and the Cloudinary account only where needed.
+/// switches (all with defaults); the secrets, the Cloudinary account and the password throttles
+/// only where needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
     /// `ACCESS_TOKEN_SECRET`: signs or verifies access tokens.
@@ -65,6 +67,8 @@ pub struct Needs {
     pub refresh_tokens: bool,
     /// `CLOUDINARY_*` and `UPLOAD_*`: stages and uploads images.
     pub images: bool,
+    /// `THROTTLE_*`: checks passwords (login, change-password).
+    pub throttles: bool,
 }
 
 impl Needs {
@@ -73,30 +77,45 @@ impl Needs {
         access_tokens: true,
         refresh_tokens: true,
         images: true,
+        throttles: true,
     };
-    /// login, refresh: both kinds of token, no images.
+    /// login: both kinds of token and the throttles.
+    pub const LOGIN: Needs = Needs {
+        throttles: true,
+        ..Self::SESSIONS
+    };
+    /// refresh: both kinds of token, nothing else.
     pub const SESSIONS: Needs = Needs {
         access_tokens: true,
         refresh_tokens: true,
         images: false,
+        throttles: false,
     };
-    /// register: images, no tokens (it signs nobody in).
+    /// register: images, no tokens (it signs nobody in) and no password check (it hashes one).
     pub const REGISTER: Needs = Needs {
         access_tokens: false,
         refresh_tokens: false,
         images: true,
+        throttles: false,
     };
-    /// logout, current-user, change-password, update-account: access tokens only.
+    /// logout, current-user, update-account: access tokens only.
     pub const ACCOUNT: Needs = Needs {
         access_tokens: true,
         refresh_tokens: false,
         images: false,
+        throttles: false,
+    };
+    /// change-password: access tokens and the throttles.
+    pub const CHANGE_PASSWORD: Needs = Needs {
+        throttles: true,
+        ..Self::ACCOUNT
     };
     /// avatar, cover-image: access tokens and images.
     pub const IMAGES: Needs = Needs {
         access_tokens: true,
         refresh_tokens: false,
         images: true,
+        throttles: false,
     };
 
     /// Whether a function with these needs reads `variable` at all.
@@ -105,6 +124,7 @@ impl Needs {
             "ACCESS_TOKEN_SECRET" => self.access_tokens,
             "REFRESH_TOKEN_SECRET" => self.refresh_tokens,
             v if v.starts_with("CLOUDINARY_") || v.starts_with("UPLOAD_") => self.images,
+            v if v.starts_with("THROTTLE_") => self.throttles,
             _ => true,
         }
     }
@@ -353,7 +373,20 @@ impl Config {
         };
         let cookies = cookies(&mut r);
         let node = node_compat(&mut r);
-        let throttle = throttle(&mut r);
+        let throttle = if needs.throttles {
+            throttle(&mut r)
+        } else {
+            // Not read here: the defaults, off (this function checks no password).
+            let unread = HashMap::new();
+            let mut defaults = Reader {
+                vars: &unread,
+                problems: Vec::new(),
+            };
+            throttle(&mut defaults).map(|t| ThrottleConfig {
+                enabled: false,
+                ..t
+            })
+        };
         match (mongodb, tokens, cloudinary, upload, cookies, node, throttle) {
             (
                 Some(mongodb),

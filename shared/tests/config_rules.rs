@@ -1084,6 +1084,26 @@ mod per_function {
     }
 
     #[test]
+    fn only_the_functions_that_check_passwords_read_the_throttles() {
+        let vars = with(&[("THROTTLE_DELAY", "soon"), ("THROTTLE_ENABLED", "true")]);
+        for needs in [
+            Needs::SESSIONS,
+            Needs::REGISTER,
+            Needs::ACCOUNT,
+            Needs::IMAGES,
+        ] {
+            let config = Config::from_vars_for(&vars, needs).expect("throttles not read");
+            assert!(!config.throttle.enabled, "{needs:?}: off where not read");
+        }
+        for needs in [Needs::LOGIN, Needs::CHANGE_PASSWORD] {
+            let error = Config::from_vars_for(&vars, needs).expect_err("read there");
+            assert!(error.mentions("THROTTLE_DELAY"), "{needs:?}: {error}");
+        }
+        let config = Config::from_vars_for(&with(&[]), Needs::LOGIN).expect("defaults");
+        assert!(config.throttle.enabled, "on by default where they are read");
+    }
+
+    #[test]
     fn register_signs_nobody_in_so_needs_no_token_secret() {
         let vars = without(&["ACCESS_TOKEN_SECRET", "REFRESH_TOKEN_SECRET"]);
         let config = Config::from_vars_for(&vars, Needs::REGISTER).expect("valid for REGISTER");
@@ -1121,6 +1141,7 @@ mod per_function {
                 Needs::SESSIONS.reads(v.name)
                     || v.name.starts_with("CLOUDINARY_")
                     || v.name.starts_with("UPLOAD_")
+                    || v.name.starts_with("THROTTLE_")
             );
         }
     }
