@@ -162,6 +162,11 @@ impl Password {
 pub struct UserId(pub mongodb::bson::oid::ObjectId);
 
 impl UserId {
+    /// A fresh id for a new user.
+    pub fn generate() -> Self {
+        Self(mongodb::bson::oid::ObjectId::new())
+    }
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         mongodb::bson::oid::ObjectId::parse_str(raw)
             .map(Self)

@@ -528,6 +528,19 @@ async fn destroy_replaced(
     }
 }
 
+/// For a write of `user` whose outcome is unknown (register's insert, when neither the insert
+/// nor a read-back could say): each image is recorded for a check in
+/// [`UNKNOWN_OUTCOME_DELAY`], which destroys it unless the user then points at it. An image
+/// that cannot be recorded either is logged by public id, as possibly orphaned.
+pub async fn recheck_later(store: &Store, user: UserId, images: &[(Slot, &ImageRef)]) {
+    let later = after(DateTime::now(), UNKNOWN_OUTCOME_DELAY);
+    for (slot, image) in images {
+        if let Err(e) = record(store, user.0, *slot, &image.public_id, 0, later).await {
+            tracing::error!(public_id = image.public_id, error = %chain(&e), "an image of a write of unknown outcome could not be recorded; if the write did not land, it is orphaned at Cloudinary");
+        }
+    }
+}
+
 /// Records `public_id` in `image_destroys`, due at `due`; already recorded counts as done.
 async fn record(
     store: &Store,

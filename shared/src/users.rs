@@ -163,7 +163,9 @@ pub struct NewUser {
     pub password_hash: String,
 }
 
-pub async fn insert(store: &Store, new: NewUser) -> Result<UserId, StoreError> {
+/// Inserts `new` under `id`, which the caller chooses so that it can ask afterwards whether an
+/// insert that failed was applied anyway (a connection lost after the insert was sent).
+pub async fn insert(store: &Store, id: UserId, new: NewUser) -> Result<(), StoreError> {
     timing::step(timing::Kind::Database, "users.insert", async move {
         let now = DateTime::now();
         let (cover_image, cover_image_public_id) = match new.cover_image {
@@ -171,7 +173,7 @@ pub async fn insert(store: &Store, new: NewUser) -> Result<UserId, StoreError> {
             None => (String::new(), None),
         };
         let doc = UserDoc {
-            id: ObjectId::new(),
+            id: id.0,
             username: new.username.as_ref().to_owned(),
             email: new.email.as_ref().to_owned(),
             full_name: new.full_name.as_ref().to_owned(),
@@ -186,7 +188,7 @@ pub async fn insert(store: &Store, new: NewUser) -> Result<UserId, StoreError> {
             updated_at: now,
         };
         collection(store).insert_one(&doc).await?;
-        Ok(UserId(doc.id))
+        Ok(())
     })
     .await
 }

@@ -20,6 +20,7 @@ pub mod images;
 pub mod multipart;
 pub mod node;
 pub mod process;
+pub mod wire;
 
 /// Where the test services listen, from the environment `make test` prepares.
 #[derive(Debug, Clone)]
@@ -308,8 +309,10 @@ pub async fn seed_user(
     let store = Store::from_database(db.clone());
     let store = store.ready(schema::ensure_indexes).await.expect("indexes");
     let hash = shared::password::rehash(password).await.expect("hash");
-    let id = users::insert(
+    let id = UserId::generate();
+    users::insert(
         store,
+        id,
         users::NewUser {
             username: Username::parse(username).expect("valid username"),
             email: Email::parse(email).expect("valid email"),

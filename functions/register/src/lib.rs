@@ -3,17 +3,19 @@
 //! The pipeline (DESIGN.md section 7): read and stage the form ([`form`]), validate every field
 //! at once, answer 409 early when the username or email is taken, upload the images while the
 //! password hashes, insert the user (the unique indexes decide races), read it back, answer 201.
-//! Every failure after an upload destroys what was uploaded, and the staged files are deleted
-//! on every path because the form owns them.
+//! Every failure after an upload destroys what was uploaded, unless the user may exist (an
+//! insert of unknown outcome: the images are then checked again later), and the staged files
+//! are deleted on every path because the form owns them.
 pub mod form;
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use shared::{
     ApiError, App, FieldError,
-    domain::{Email, ImageRef, Username},
+    domain::{Email, ImageRef, UserId, Username},
     error::chain,
     http::{self, Reply},
     password,
+    profile_images::{self, Slot},
     store::{Store, StoreError},
     users::{self, NewUser, PublicUser},
 };
@@ -52,23 +54,45 @@ async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
         cover_image: cover_image.clone(),
         password_hash,
     };
-    let inserted = users::insert(store, new_user).await;
-    let id = match inserted {
-        Ok(id) => id,
-        Err(e) => {
-            app.media()?
-                .discard_all([Some(&avatar), cover_image.as_ref()].into_iter().flatten())
-                .await;
-            return Err(match e {
-                // A concurrent registration won the unique index.
-                StoreError::Duplicate(_) => {
-                    tracing::info!("lost a registration race on a unique index");
-                    conflict(&taken_after_race(store, &username, &email, fallback).await)
-                }
-                other => other.into(),
-            });
+    let id = UserId::generate();
+    let images: Vec<(Slot, &ImageRef)> = [
+        Some((Slot::Avatar, &avatar)),
+        cover_image.as_ref().map(|c| (Slot::CoverImage, c)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let discard = || async {
+        if let Ok(media) = app.media() {
+            media.discard_all(images.iter().map(|(_, i)| *i)).await;
         }
     };
+    match users::insert(store, id, new_user).await {
+        Ok(()) => {}
+        // A concurrent registration won the unique index: nothing was written.
+        Err(StoreError::Duplicate(_)) => {
+            discard().await;
+            tracing::info!("lost a registration race on a unique index");
+            return Err(conflict(
+                &taken_after_race(store, &username, &email, fallback).await,
+            ));
+        }
+        // The insert may have been applied before the error (a connection lost after it was
+        // sent): the id is ours, so ask before destroying images the user may point at.
+        Err(e) => match users::find_by_id(store, id).await {
+            Ok(Some(_)) => {
+                tracing::warn!(error = %chain(&e), "the insert reported an error but was applied");
+            }
+            Ok(None) => {
+                discard().await;
+                return Err(e.into());
+            }
+            Err(_) => {
+                profile_images::recheck_later(store, id, &images).await;
+                return Err(e.into());
+            }
+        },
+    }
     // The user exists from here on and owns the images; a failed read is answered as such.
     let user = users::find_by_id(store, id).await?.ok_or_else(|| {
         ApiError::internal(std::io::Error::other(

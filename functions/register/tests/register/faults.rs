@@ -66,6 +66,29 @@ async fn an_upload_answered_504_after_it_was_stored_is_destroyed() {
     assert!(t.image_ids().await.is_empty(), "{:?}", t.image_ids().await);
 }
 
+/// The insert reaches the database and is applied, but its answer is lost with the connection:
+/// the user exists and points at the images, so they must not be destroyed. Asked by `_id`
+/// (which we chose), the database says the insert landed, and the answer is the 201 it was.
+#[tokio::test]
+async fn an_insert_whose_answer_is_lost_but_that_was_applied_is_answered_as_created() {
+    let proxy = testkit::wire::LosesReply::start(&testkit::Services::from_env().mongodb_uri).await;
+    let t = TestApp::spawn_with(|v| {
+        v.insert("MONGODB_URI".into(), proxy.uri());
+    })
+    .await;
+    proxy.lose_next("insert", "users");
+    let username = unique_username();
+    let resp = send(&t, request(&valid_parts(&username))).await;
+    assert!(proxy.lost(), "the insert's answer was lost");
+    let body = testkit::envelope(&resp, 201);
+    assert_eq!(body["data"]["username"], username.as_str());
+    let avatar = body["data"]["avatar"].as_str().expect("avatar URL");
+    let images = t.image_ids().await;
+    assert_eq!(images.len(), 1, "the avatar was kept: {images:?}");
+    assert!(avatar.contains(&images[0]), "{avatar} is {images:?}");
+    assert_eq!(t.count("users").await, 1);
+}
+
 #[tokio::test]
 async fn a_failed_cover_upload_destroys_the_avatar_that_was_uploaded() {
     let t = TestApp::spawn().await;
