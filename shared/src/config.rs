@@ -69,6 +69,8 @@ pub struct Needs {
     pub images: bool,
     /// `THROTTLE_*`: checks passwords (login, change-password).
     pub throttles: bool,
+    /// `NODE_REFRESH_TOKEN_SECRET`: exchanges Node-era refresh tokens (refresh).
+    pub node_exchange: bool,
 }
 
 impl Needs {
@@ -78,18 +80,21 @@ impl Needs {
         refresh_tokens: true,
         images: true,
         throttles: true,
+        node_exchange: true,
     };
     /// login: both kinds of token and the throttles.
     pub const LOGIN: Needs = Needs {
         throttles: true,
+        node_exchange: false,
         ..Self::SESSIONS
     };
-    /// refresh: both kinds of token, nothing else.
+    /// refresh: both kinds of token and the Node-era exchange.
     pub const SESSIONS: Needs = Needs {
         access_tokens: true,
         refresh_tokens: true,
         images: false,
         throttles: false,
+        node_exchange: true,
     };
     /// register: images, no tokens (it signs nobody in) and no password check (it hashes one).
     pub const REGISTER: Needs = Needs {
@@ -97,6 +102,7 @@ impl Needs {
         refresh_tokens: false,
         images: true,
         throttles: false,
+        node_exchange: false,
     };
     /// logout, current-user, update-account: access tokens only.
     pub const ACCOUNT: Needs = Needs {
@@ -104,6 +110,7 @@ impl Needs {
         refresh_tokens: false,
         images: false,
         throttles: false,
+        node_exchange: false,
     };
     /// change-password: access tokens and the throttles.
     pub const CHANGE_PASSWORD: Needs = Needs {
@@ -116,6 +123,7 @@ impl Needs {
         refresh_tokens: false,
         images: true,
         throttles: false,
+        node_exchange: false,
     };
 
     /// Whether a function with these needs reads `variable` at all.
@@ -125,6 +133,7 @@ impl Needs {
             "REFRESH_TOKEN_SECRET" => self.refresh_tokens,
             v if v.starts_with("CLOUDINARY_") || v.starts_with("UPLOAD_") => self.images,
             v if v.starts_with("THROTTLE_") => self.throttles,
+            "NODE_REFRESH_TOKEN_SECRET" => self.node_exchange,
             _ => true,
         }
     }
@@ -177,6 +186,9 @@ pub struct TokenConfig {
     pub access_secret: Option<SecretString>,
     /// At least 32 bytes. `None` where not needed.
     pub refresh_secret: Option<SecretString>,
+    /// The Node version's refresh secret, where it is not `refresh_secret`: verifies Node-era
+    /// refresh tokens only (refresh's exchange), any length. `None`: `refresh_secret` does.
+    pub node_refresh_secret: Option<SecretString>,
     /// Whole seconds, shorter than `refresh_ttl`.
     pub access_ttl: Duration,
     /// Whole seconds, at most `session_max_age`.

@@ -84,6 +84,8 @@ pub enum PresentedRefresh {
 pub struct TokenKeys {
     access: Option<AccessKeys>,
     refresh: Option<RefreshKeys>,
+    /// `NODE_REFRESH_TOKEN_SECRET`, where set: Node-era refresh tokens are verified with it.
+    node_refresh: Option<DecodingKey>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     leeway: u64,
@@ -119,9 +121,14 @@ impl TokenKeys {
                 derive: SecretSlice::from(hmac_sha256(r, b"videotube/token-id-key/v1").to_vec()),
             }
         });
+        let node_refresh = cfg
+            .node_refresh_secret
+            .as_ref()
+            .map(|n| DecodingKey::from_secret(n.expose_secret().as_bytes()));
         Self {
             access,
             refresh,
+            node_refresh,
             access_ttl: cfg.access_ttl,
             refresh_ttl: cfg.refresh_ttl,
             leeway: cfg.leeway.as_secs(),
@@ -162,8 +169,8 @@ impl TokenKeys {
     }
 
     /// A refresh token of ours, or (by its header: no `typ` of ours) one the Node version
-    /// signed with the same refresh secret. Whether a Node one is still accepted is decided by
-    /// the caller against the user's stored `refreshToken`.
+    /// signed with its refresh secret (`NODE_REFRESH_TOKEN_SECRET`, else ours). Whether a Node
+    /// one is still accepted is decided by the caller against the user's stored `refreshToken`.
     pub fn verify_presented_refresh(&self, token: &str) -> Result<PresentedRefresh, TokenError> {
         let header = jsonwebtoken::decode_header(token)?;
         match header.typ.as_deref() {
@@ -171,7 +178,10 @@ impl TokenKeys {
             None | Some("JWT") => decode(
                 token,
                 header.typ.as_deref(),
-                &self.refresh_keys()?.dec,
+                match &self.node_refresh {
+                    Some(node) => node,
+                    None => &self.refresh_keys()?.dec,
+                },
                 self.leeway,
             )
             .map(PresentedRefresh::Node),
@@ -352,6 +362,7 @@ mod tests {
         TokenConfig {
             access_secret: Some(SecretString::from("a".repeat(32))),
             refresh_secret: Some(SecretString::from("r".repeat(32))),
+            node_refresh_secret: None,
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(864_000),
             session_max_age: Duration::from_secs(2_592_000),

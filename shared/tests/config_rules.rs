@@ -1084,6 +1084,22 @@ mod per_function {
     }
 
     #[test]
+    fn the_node_refresh_secret_may_be_short_and_only_refresh_reads_it() {
+        let vars = with(&[("NODE_REFRESH_TOKEN_SECRET", "chai-aur-backend")]);
+        let config = Config::from_vars_for(&vars, Needs::SESSIONS).expect("any length");
+        assert!(config.tokens.node_refresh_secret.is_some());
+        let config = Config::from_vars_for(&vars, Needs::LOGIN).expect("not read by login");
+        assert!(config.tokens.node_refresh_secret.is_none());
+        assert!(Needs::SESSIONS.reads("NODE_REFRESH_TOKEN_SECRET"));
+        assert!(!Needs::LOGIN.reads("NODE_REFRESH_TOKEN_SECRET"));
+        let unset = Config::from_vars_for(&with(&[]), Needs::SESSIONS).expect("optional");
+        assert!(unset.tokens.node_refresh_secret.is_none());
+        let padded = with(&[("NODE_REFRESH_TOKEN_SECRET", "chai-aur-backend\n")]);
+        let error = Config::from_vars_for(&padded, Needs::SESSIONS).expect_err("whitespace");
+        assert!(error.mentions("NODE_REFRESH_TOKEN_SECRET"), "{error}");
+    }
+
+    #[test]
     fn only_the_functions_that_check_passwords_read_the_throttles() {
         let vars = with(&[("THROTTLE_DELAY", "soon"), ("THROTTLE_ENABLED", "true")]);
         for needs in [

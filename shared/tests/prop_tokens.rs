@@ -23,6 +23,7 @@ fn keys_with(access: &str, refresh: &str) -> TokenKeys {
     TokenKeys::new(&TokenConfig {
         access_secret: Some(SecretString::from(access.to_owned())),
         refresh_secret: Some(SecretString::from(refresh.to_owned())),
+        node_refresh_secret: None,
         access_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(864_000),
         session_max_age: Duration::from_secs(2_592_000),

@@ -24,6 +24,7 @@ fn keys(access: &str) -> TokenKeys {
     TokenKeys::new(&TokenConfig {
         access_secret: Some(access.into()),
         refresh_secret: Some(REFRESH_SECRET.into()),
+        node_refresh_secret: None,
         access_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(86_400),
         session_max_age: Duration::from_secs(86_400 * 30),

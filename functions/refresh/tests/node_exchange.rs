@@ -52,6 +52,52 @@ async fn a_node_era_refresh_token_is_exchanged_once_for_a_session_of_ours() {
     assert_eq!(t.count("sessions").await, 1);
 }
 
+/// The tutorial's sample secrets are shorter than the 32 bytes ours must have, so a deployment
+/// that used them switches to new secrets; its users logged in at the switch stay so when the
+/// old refresh secret is given as NODE_REFRESH_TOKEN_SECRET, which verifies Node-era tokens only.
+#[tokio::test]
+async fn a_node_era_token_signed_with_a_short_old_secret_is_exchanged_with_node_refresh_token_secret()
+ {
+    let old_secret = "chai-aur-backend";
+    let t = TestApp::spawn_with(|v| {
+        v.insert("NODE_REFRESH_TOKEN_SECRET".into(), old_secret.into());
+    })
+    .await;
+    let node = node_user("tutor")
+        .logged_in(old_secret, TEN_DAYS)
+        .insert(&t.db)
+        .await;
+    let token = node.refresh_token.clone().expect("logged in on Node");
+    let (status, v, ..) = t.refresh(handle, &token).await;
+    assert_eq!(status, 200, "{v}");
+    let ours = v["data"]["refreshToken"].as_str().expect("a pair of ours");
+    let (status, v, ..) = t.refresh(handle, ours).await;
+    assert_eq!(
+        status, 200,
+        "ours still verify with REFRESH_TOKEN_SECRET: {v}"
+    );
+    // A token of ours signed with the old secret is not one of ours.
+    let ours_claims = testkit::forge::claims_of(ours);
+    let forged = testkit::forge::sign(
+        jsonwebtoken::Algorithm::HS256,
+        Some("rt+jwt"),
+        &ours_claims,
+        old_secret,
+    );
+    let (status, ..) = t.refresh(handle, &forged).await;
+    assert_eq!(status, 401);
+
+    // Without it, the same kind of token does not verify.
+    let t = TestApp::spawn().await;
+    let node = node_user("tutor2")
+        .logged_in(old_secret, TEN_DAYS)
+        .insert(&t.db)
+        .await;
+    let token = node.refresh_token.clone().expect("logged in on Node");
+    let (status, ..) = t.refresh(handle, &token).await;
+    assert_eq!(status, 401);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_exchanges_of_one_node_token_have_exactly_one_winner() {
     let t = TestApp::spawn().await;

@@ -35,10 +35,11 @@ use crate::secret_ref::{Reference, Source, parse_reference, select};
 
 /// The variables whose values may be references. Other variables are never resolved: they are
 /// not secret, so there is no reason to keep them in a secret store.
-pub const SECRET_VARIABLES: [&str; 5] = [
+pub const SECRET_VARIABLES: [&str; 6] = [
     "MONGODB_URI",
     "ACCESS_TOKEN_SECRET",
     "REFRESH_TOKEN_SECRET",
+    "NODE_REFRESH_TOKEN_SECRET",
     "CLOUDINARY_URL",
     "CLOUDINARY_API_SECRET",
 ];

@@ -74,6 +74,15 @@ pub(super) fn tokens(r: &mut Reader, needs: Needs) -> Option<TokenConfig> {
         );
     }
 
+    // Any length: it verifies only Node-era tokens that must also equal a stored one.
+    let node_refresh_secret = if needs.node_exchange {
+        r.secret_if_set("NODE_REFRESH_TOKEN_SECRET")
+            .transpose()
+            .ok()
+    } else {
+        Some(None)
+    };
+
     let access_ttl = r.duration("ACCESS_TOKEN_EXPIRY", LIFETIME);
     let refresh_ttl = r.duration("REFRESH_TOKEN_EXPIRY", LIFETIME);
     let session_max_age = r.duration("SESSION_MAX_AGE", LIFETIME);
@@ -135,6 +144,7 @@ pub(super) fn tokens(r: &mut Reader, needs: Needs) -> Option<TokenConfig> {
     let config = TokenConfig {
         access_secret: access_secret?,
         refresh_secret: refresh_secret?,
+        node_refresh_secret: node_refresh_secret?,
         access_ttl: access_ttl?,
         refresh_ttl: refresh_ttl?,
         session_max_age: session_max_age?,

@@ -155,6 +155,14 @@ pub const VARIABLES: &[Variable] = &[
          stored refreshToken, to open a session of ours; false once the switch is over",
     ),
     var(
+        "NODE_REFRESH_TOKEN_SECRET",
+        None,
+        "the Node version's REFRESH_TOKEN_SECRET, when ours is a new one (say the Node one was \
+         shorter than 32 bytes): it only verifies the Node-era refresh tokens the exchange \
+         accepts, each of which must also equal the user's stored refreshToken, so any length \
+         will do; unset: REFRESH_TOKEN_SECRET; may be a secret reference",
+    ),
+    var(
         "NODE_EMAIL_FALLBACK",
         Some("true"),
         "find Node-era accounts whose email is stored in the case it was typed (login, \
