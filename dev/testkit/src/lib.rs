@@ -161,42 +161,34 @@ impl TestApp {
 
     /// The images the stand-in holds for this test's cloud.
     pub async fn stored_images(&self) -> Vec<Value> {
+        let v = self.standin_control("assets").await;
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// `GET /__standin/{cloud}/{what}` for this test's cloud.
+    async fn standin_control(&self, what: &str) -> Value {
         let url = format!(
-            "{}/__standin/{}/assets",
+            "{}/__standin/{}/{what}",
             self.services.cloudinary_api_base,
             self.cloud()
         );
-        let v: Value = self
-            .http
+        self.http
             .get(url)
             .send()
             .await
             .expect("stand-in reachable")
             .json()
             .await
-            .expect("json");
-        v.as_array().cloned().unwrap_or_default()
+            .expect("json")
     }
 
     /// The upload calls this test's cloud has received so far, answered or not: "nothing was
     /// uploaded" is this unchanged, which a list of images cannot tell from "uploaded, then
     /// destroyed".
     pub async fn upload_calls(&self) -> u64 {
-        let url = format!(
-            "{}/__standin/{}/calls",
-            self.services.cloudinary_api_base,
-            self.cloud()
-        );
-        let v: Value = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .expect("stand-in reachable")
-            .json()
-            .await
-            .expect("json");
-        v["upload"].as_u64().expect("an upload count")
+        self.standin_control("calls").await["upload"]
+            .as_u64()
+            .expect("an upload count")
     }
 
     /// Switches the stand-in's fault mode for this test's cloud, e.g. `{"mode":"fail","status":500}`.
