@@ -563,7 +563,7 @@ fn the_leeway_may_be_zero_but_at_most_a_minute() {
     assert_eq!(zero.tokens.leeway, Duration::ZERO);
     let max = load(&with(&[("TOKEN_LEEWAY", "60s")]));
     assert_eq!(max.tokens.leeway, secs(60));
-    for bad in ["61s", "2m", "0", "-1s"] {
+    for bad in ["61s", "2m", "0", "-1s", "500ms", "1500ms"] {
         reject_only(&with(&[("TOKEN_LEEWAY", bad)]), "TOKEN_LEEWAY");
     }
 }

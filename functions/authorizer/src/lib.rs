@@ -182,6 +182,10 @@ fn leeway(vars: &HashMap<String, String>) -> Result<Duration, String> {
     if d > MAX_LEEWAY {
         return Err("is too long: at most 60s".to_owned());
     }
+    // JWT times are whole seconds, and so is the decoder's leeway: `500ms` would be 0.
+    if d.subsec_nanos() != 0 {
+        return Err("must be a whole number of seconds".to_owned());
+    }
     Ok(d)
 }
 
@@ -222,6 +226,14 @@ mod tests {
                 .await
                 .is_err()
         );
+        let err = build(&[
+            (SECRET_VARIABLE, &"s".repeat(40)),
+            (LEEWAY_VARIABLE, "1500ms"),
+        ])
+        .await
+        .err()
+        .expect("refused");
+        assert_eq!(err.0, ["TOKEN_LEEWAY must be a whole number of seconds"]);
     }
 
     #[tokio::test]

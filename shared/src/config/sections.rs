@@ -95,12 +95,13 @@ pub(super) fn tokens(r: &mut Reader, needs: Needs) -> Option<TokenConfig> {
             whole_seconds: false,
         },
     );
+    // JWT times are whole seconds, and so is the decoder's leeway: `500ms` would be 0.
     let leeway = r.duration(
         "TOKEN_LEEWAY",
         DurationRule {
             allow_zero: true,
             max: MAX_LEEWAY,
-            whole_seconds: false,
+            whole_seconds: true,
         },
     );
 

@@ -70,7 +70,7 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "TOKEN_LEEWAY",
         Some("2s"),
-        "clock skew allowed when checking exp (0s to 60s)",
+        "clock skew allowed when checking exp (0s to 60s, whole seconds)",
     ),
     var(
         "CLOUDINARY_URL",
