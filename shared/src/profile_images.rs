@@ -65,6 +65,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 /// How long a takeover ticket is kept (TTL index where the server supports it).
 const TICKET_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Takeovers of one dead holder's lease that may be begun and abandoned (see [`take_over`]).
+const TICKET_GENERATIONS: u32 = 8;
 
 /// Inline attempts at destroying a replaced image before it is recorded for later.
 const INLINE_DESTROYS: u32 = 3;
@@ -421,27 +423,55 @@ async fn acquire(store: &Store, user: ObjectId) -> Result<Lease, ApiError> {
 }
 
 /// Removes a lease whose holder is gone, if this request wins the ticket for it.
+///
+/// A ticket's taker deletes the lease right after winning it. A ticket older than a lease's
+/// whole lifetime was won by a request that died before its delete; without more, every later
+/// request would lose that ticket and wait for a lease nobody removes (FerretDB has no TTL to
+/// end it). So the next ticket of the same dead holder is tried: one winner again, and never
+/// more than [`TICKET_GENERATIONS`] of them.
 async fn take_over(leases: &Collection<LeaseDoc>, held: &LeaseDoc) -> Result<(), StoreError> {
-    let ticket = LeaseDoc {
-        id: format!("{}/takeover/{}", held.id, held.holder),
-        holder: hex::encode(rand::random::<[u8; 16]>()),
-        user_id: held.user_id,
-        expires_at: after(DateTime::now(), TICKET_TTL),
-    };
-    match leases.insert_one(&ticket).await.map_err(StoreError::from) {
-        Ok(_) => {}
-        // Another request is taking it over.
-        Err(StoreError::Duplicate(_)) => return Ok(()),
-        Err(e) => return Err(e),
+    for generation in 0..TICKET_GENERATIONS {
+        let id = match generation {
+            0 => format!("{}/takeover/{}", held.id, held.holder),
+            n => format!("{}/takeover/{}/{n}", held.id, held.holder),
+        };
+        let ticket = LeaseDoc {
+            id: id.clone(),
+            holder: hex::encode(rand::random::<[u8; 16]>()),
+            user_id: held.user_id,
+            expires_at: after(DateTime::now(), TICKET_TTL),
+        };
+        match leases.insert_one(&ticket).await.map_err(StoreError::from) {
+            Ok(_) => {
+                tracing::warn!(
+                    user_id = %held.user_id,
+                    generation,
+                    "took over an image lease whose holder did not release it"
+                );
+                leases
+                    .delete_one(doc! {"_id": &held.id, "holder": &held.holder})
+                    .await?;
+                return Ok(());
+            }
+            Err(StoreError::Duplicate(_)) => {
+                let won = leases.find_one(doc! {"_id": &id}).await?;
+                let abandoned = won.is_some_and(|t| {
+                    let taken_at = t.expires_at.timestamp_millis() - millis(TICKET_TTL);
+                    taken_at + millis(LEASE_TTL) < DateTime::now().timestamp_millis()
+                });
+                // Another request is taking it over now.
+                if !abandoned {
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
-    tracing::warn!(
-        user_id = %held.user_id,
-        "took over an image lease whose holder did not release it"
-    );
-    leases
-        .delete_one(doc! {"_id": &held.id, "holder": &held.holder})
-        .await?;
     Ok(())
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 /// Deletes the lease while its holder may; a lease past that is left for a takeover.

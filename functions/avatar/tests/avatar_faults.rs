@@ -221,6 +221,47 @@ async fn a_lease_left_by_a_crashed_request_is_taken_over_once_it_has_expired() {
     );
 }
 
+/// A request that won the takeover ticket and died before deleting the lease: the ticket is
+/// older than a lease lives, so the next request takes the next ticket instead of waiting for
+/// good (FerretDB has no TTL to remove either).
+#[tokio::test]
+async fn a_takeover_abandoned_halfway_is_taken_over_again() {
+    let t = TestApp::spawn().await;
+    let (user, signed_in, _) = user_with_avatar(&t).await;
+    let lease = profile_images::lease_id(user.id);
+    let minute_ago = DateTime::now().timestamp_millis() - 60_000;
+    let leases = t.db.collection::<Document>(profile_images::LEASES);
+    leases
+        .insert_many([
+            doc! {
+                "_id": &lease, "holder": "crashed", "userId": user.id,
+                "expiresAt": DateTime::from_millis(minute_ago),
+            },
+            doc! {
+                "_id": format!("{lease}/takeover/crashed"), "holder": "died-too",
+                "userId": user.id,
+                "expiresAt": DateTime::from_millis(minute_ago + 24 * 3_600_000),
+            },
+        ])
+        .await
+        .expect("a stale lease and its abandoned ticket");
+    testkit::envelope(&send(&t, signed_in.cookie(avatar_form(png(1)))).await, 200);
+    assert!(
+        t.find_one(profile_images::LEASES, doc! {"_id": &lease})
+            .await
+            .is_none()
+    );
+    assert!(
+        t.find_one(
+            profile_images::LEASES,
+            doc! {"_id": format!("{lease}/takeover/crashed/1")}
+        )
+        .await
+        .is_some(),
+        "the next ticket won it"
+    );
+}
+
 #[tokio::test]
 async fn a_lease_held_past_the_wait_is_503_and_the_upload_is_destroyed() {
     let t = TestApp::spawn().await;
