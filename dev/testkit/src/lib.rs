@@ -357,6 +357,14 @@ impl SignedIn {
 }
 
 impl TestApp {
+    /// The user with this id, read as our code reads it (`None`: no such user).
+    pub async fn user(&self, id: mongodb::bson::oid::ObjectId) -> Option<shared::users::UserDoc> {
+        let store = self.app.store().await.expect("store ready");
+        shared::users::find_by_id(store, shared::domain::UserId(id))
+            .await
+            .expect("read the user")
+    }
+
     /// Opens a new session (a new device) for `user`, as a successful login does.
     pub async fn sign_in(&self, user: &shared::users::UserDoc) -> SignedIn {
         use shared::{domain::*, sessions, tokens};

@@ -269,11 +269,7 @@ async fn a_node_era_bcrypt_account_changes_its_password_and_loses_its_node_refre
         .insert(&t.db)
         .await;
     assert!(node.password_hash.starts_with("$2b$10$"));
-    let store = t.app.store().await.expect("store");
-    let user = shared::users::find_by_id(store, shared::domain::UserId(node.id))
-        .await
-        .expect("read")
-        .expect("exists");
+    let user = t.user(node.id).await.expect("exists");
     let s = t.sign_in(&user).await;
     let resp = handle(t.app, s.cookie(change("node-era pass", NEW))).await;
     envelope(&resp, 200);
@@ -300,11 +296,7 @@ async fn a_short_node_era_password_is_accepted_as_the_old_one() {
         .bcrypt_cost(4)
         .insert(&t.db)
         .await;
-    let store = t.app.store().await.expect("store");
-    let user = shared::users::find_by_id(store, shared::domain::UserId(node.id))
-        .await
-        .expect("read")
-        .expect("exists");
+    let user = t.user(node.id).await.expect("exists");
     let s = t.sign_in(&user).await;
     envelope(&handle(t.app, s.cookie(change("abc", NEW))).await, 200);
 }

@@ -118,11 +118,7 @@ async fn a_node_era_user_signed_in_with_us_is_fetched_without_its_node_refresh_t
         .logged_in("node-refresh-secret", std::time::Duration::from_secs(3600))
         .insert(&t.db)
         .await;
-    let store = t.app.store().await.expect("store");
-    let user = shared::users::find_by_id(store, shared::domain::UserId(node.id))
-        .await
-        .expect("read")
-        .expect("exists");
+    let user = t.user(node.id).await.expect("exists");
     let s = t.sign_in(&user).await;
     let v = envelope(&handle(t.app, s.cookie(get())).await, 200);
     assert_eq!(v["data"]["email"], "Node.User@Example.com");

@@ -129,11 +129,7 @@ async fn all_devices_also_ends_a_node_era_refresh_token_still_stored() {
         .insert(&t.db)
         .await;
     let node_token = node.refresh_token.clone().expect("a Node-era token");
-    let store = t.app.store().await.expect("store");
-    let user = shared::users::find_by_id(store, shared::domain::UserId(node.id))
-        .await
-        .expect("read")
-        .expect("exists");
+    let user = t.user(node.id).await.expect("exists");
     let this_device = t.sign_in(&user).await;
     let resp = handle(t.app, this_device.cookie(bare())).await;
     assert_logged_out(&resp);

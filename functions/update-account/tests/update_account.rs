@@ -63,11 +63,7 @@ async fn session_claims(t: &TestApp, s: &SignedIn) -> Document {
 }
 
 async fn node_user_doc(t: &TestApp, id: mongodb::bson::oid::ObjectId) -> UserDoc {
-    let store = t.app.store().await.expect("store");
-    shared::users::find_by_id(store, shared::domain::UserId(id))
-        .await
-        .expect("read")
-        .expect("exists")
+    t.user(id).await.expect("exists")
 }
 
 #[tokio::test]
