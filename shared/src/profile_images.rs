@@ -454,11 +454,11 @@ async fn take_over(leases: &Collection<LeaseDoc>, held: &LeaseDoc) -> Result<(),
                 return Ok(());
             }
             Err(StoreError::Duplicate(_)) => {
+                // Won more than a lease's lifetime ago: its expiry is that much less than a
+                // ticket won now would have.
                 let won = leases.find_one(doc! {"_id": &id}).await?;
-                let abandoned = won.is_some_and(|t| {
-                    let taken_at = t.expires_at.timestamp_millis() - millis(TICKET_TTL);
-                    taken_at + millis(LEASE_TTL) < DateTime::now().timestamp_millis()
-                });
+                let abandoned_if_before = after(DateTime::now(), TICKET_TTL - LEASE_TTL);
+                let abandoned = won.is_some_and(|t| t.expires_at < abandoned_if_before);
                 // Another request is taking it over now.
                 if !abandoned {
                     return Ok(());
@@ -468,10 +468,6 @@ async fn take_over(leases: &Collection<LeaseDoc>, held: &LeaseDoc) -> Result<(),
         }
     }
     Ok(())
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 /// Deletes the lease while its holder may; a lease past that is left for a takeover.

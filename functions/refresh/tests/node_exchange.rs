@@ -6,20 +6,26 @@ use refresh::handle;
 use serde_json::json;
 use testkit::{
     TestApp,
-    node::{node_jwt, node_refresh_token, node_user},
+    node::{NodeUser, node_jwt, node_refresh_token, node_user},
     refresh_request,
 };
 
 const TEN_DAYS: Duration = Duration::from_secs(10 * 24 * 3600);
 
-#[tokio::test]
-async fn a_node_era_refresh_token_is_exchanged_once_for_a_session_of_ours() {
-    let t = TestApp::spawn().await;
-    let node = node_user("nico")
-        .logged_in(t.var("REFRESH_TOKEN_SECRET"), TEN_DAYS)
+/// A Node-era user logged in on the Node version with `secret`, and the refresh token it holds.
+async fn logged_in_on_node(t: &TestApp, name: &str, secret: &str) -> (NodeUser, String) {
+    let node = node_user(name)
+        .logged_in(secret, TEN_DAYS)
         .insert(&t.db)
         .await;
     let token = node.refresh_token.clone().expect("logged in on Node");
+    (node, token)
+}
+
+#[tokio::test]
+async fn a_node_era_refresh_token_is_exchanged_once_for_a_session_of_ours() {
+    let t = TestApp::spawn().await;
+    let (node, token) = logged_in_on_node(&t, "nico", t.var("REFRESH_TOKEN_SECRET")).await;
 
     let (status, v, ..) = t.refresh(handle, &token).await;
     assert_eq!(status, 200, "{v}");
@@ -63,11 +69,7 @@ async fn a_node_era_token_signed_with_a_short_old_secret_is_exchanged_with_node_
         v.insert("NODE_REFRESH_TOKEN_SECRET".into(), old_secret.into());
     })
     .await;
-    let node = node_user("tutor")
-        .logged_in(old_secret, TEN_DAYS)
-        .insert(&t.db)
-        .await;
-    let token = node.refresh_token.clone().expect("logged in on Node");
+    let (_, token) = logged_in_on_node(&t, "tutor", old_secret).await;
     let (status, v, ..) = t.refresh(handle, &token).await;
     assert_eq!(status, 200, "{v}");
     let ours = v["data"]["refreshToken"].as_str().expect("a pair of ours");
@@ -89,11 +91,7 @@ async fn a_node_era_token_signed_with_a_short_old_secret_is_exchanged_with_node_
 
     // Without it, the same kind of token does not verify.
     let t = TestApp::spawn().await;
-    let node = node_user("tutor2")
-        .logged_in(old_secret, TEN_DAYS)
-        .insert(&t.db)
-        .await;
-    let token = node.refresh_token.clone().expect("logged in on Node");
+    let (_, token) = logged_in_on_node(&t, "tutor2", old_secret).await;
     let (status, ..) = t.refresh(handle, &token).await;
     assert_eq!(status, 401);
 }
@@ -101,11 +99,7 @@ async fn a_node_era_token_signed_with_a_short_old_secret_is_exchanged_with_node_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_exchanges_of_one_node_token_have_exactly_one_winner() {
     let t = TestApp::spawn().await;
-    let node = node_user("racer")
-        .logged_in(t.var("REFRESH_TOKEN_SECRET"), TEN_DAYS)
-        .insert(&t.db)
-        .await;
-    let token = node.refresh_token.expect("logged in on Node");
+    let (_, token) = logged_in_on_node(&t, "racer", t.var("REFRESH_TOKEN_SECRET")).await;
     let app = t.app;
     let tasks: Vec<_> = (0..50)
         .map(|_| {
