@@ -4,11 +4,14 @@
 //! the shared instance's cloud) and `CLOUDINARY_TIMEOUT=2s`. For each fault the registration
 //! must answer a 502 envelope within the timeout (twice the timeout when even the clean-up call
 //! hangs), create no user, leave no staged file and, once the fault and any hang are over, no
-//! image at the stand-in. Finally the fault is lifted and the very same registration succeeds,
-//! proving the failures left nothing behind that would block it.
+//! image at the stand-in but the hung uploads recorded for a later check. Finally the fault is
+//! lifted, the records are made due, and the very same registration succeeds and destroys
+//! them, proving the failures left nothing behind that would block it or outlive its check.
 use std::time::{Duration, Instant};
 
-use e2e::{Api, LogCursor, Watch, send_timed};
+use e2e::{Api, Footprint, LogCursor, Watch, send_timed};
+use futures::TryStreamExt as _;
+use mongodb::bson::{DateTime, Document, doc};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use testkit::{PASSWORD, multipart::png, random_suffix};
@@ -57,6 +60,32 @@ async fn register(api: &Api, username: &str, with_cover: bool) -> (u16, Value, D
         .multipart(form(username, with_cover));
     let (status, _, body, elapsed) = send_timed(req).await;
     (status, body, elapsed)
+}
+
+/// `footprint` less what a hung upload may leave for later: its record in `image_destroys`
+/// (due once Cloudinary must have finished it) and the image, when it landed after the
+/// destroy sent when we stopped waiting. Every image left must be one of those recorded.
+async fn without_uploads_in_doubt(api: &Api, mut footprint: Footprint) -> (Footprint, usize) {
+    let recorded: Vec<String> = api
+        .db
+        .collection::<Document>("image_destroys")
+        .find(doc! {})
+        .await
+        .expect("find")
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("records")
+        .iter()
+        .map(|d| d.get_str("_id").expect("public id").to_owned())
+        .collect();
+    footprint
+        .collections
+        .retain(|(name, _, _)| name != "image_destroys");
+    footprint.images.retain(|image| {
+        let id = image["public_id"].as_str().unwrap_or_default();
+        !recorded.iter().any(|r| r == id)
+    });
+    (footprint, recorded.len())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,16 +156,25 @@ async fn cloudinary_failing_or_hanging_gives_a_502_in_time_and_leaves_nothing_be
         // A hung call may still be running at the stand-in; judge the leftovers once it ends.
         tokio::time::sleep(lingers.saturating_sub(started.elapsed()) + Duration::from_millis(300))
             .await;
-        let after = api.footprint().await;
+        let (after, in_doubt) = without_uploads_in_doubt(&api, api.footprint().await).await;
         assert_eq!(
             after, baseline,
             "{fault}: no user, no session, no image, no staged file"
         );
-        report.push(format!("{fault} -> 502 in {} ms", elapsed.as_millis()));
+        report.push(format!(
+            "{fault} -> 502 in {} ms, {in_doubt} recorded in doubt so far",
+            elapsed.as_millis()
+        ));
     }
     assert!(log.panics().is_empty(), "{:?}", log.panics());
 
-    // Nothing left behind blocks the same registration once Cloudinary works again.
+    // Nothing left behind blocks the same registration once Cloudinary works again, and once
+    // their check is due, it destroys the uploads of unknown outcome that landed late.
+    api.db
+        .collection::<Document>("image_destroys")
+        .update_many(doc! {}, doc! {"$set": {"nextAttemptAt": DateTime::now()}})
+        .await
+        .expect("make the records due");
     let (status, body, _) = register(&api, &username, true).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
@@ -144,5 +182,7 @@ async fn cloudinary_failing_or_hanging_gives_a_502_in_time_and_leaves_nothing_be
         2,
         "avatar and cover, nothing else"
     );
+    let records = api.db.collection::<Document>("image_destroys");
+    assert_eq!(records.count_documents(doc! {}).await.expect("count"), 0);
     eprintln!("cloudinary faults: {}; then 201", report.join("; "));
 }

@@ -24,8 +24,9 @@
 //! may have landed: both images are recorded instead, see below, and the check destroys the one
 //! the user does not point at). A failed destroy of the old one never fails the request: it is
 //! retried inline with backoff, then recorded in `image_destroys` (by public id), whose due
-//! entries every later avatar or cover request retries alongside its own upload, after checking
-//! that no user points at them. Node-era users have no stored public id: it is derived
+//! entries every later avatar, cover or register request retries alongside its own upload,
+//! after checking that no user points at them. An upload of unknown outcome (a timeout: its
+//! destroy may overtake it) is recorded there too, due once Cloudinary must have finished it. Node-era users have no stored public id: it is derived
 //! from the URL, and only for URLs of our own cloud; anything else is left in place.
 use std::time::{Duration, Instant};
 
@@ -74,8 +75,9 @@ const FIRST_DESTROY_BACKOFF: Duration = Duration::from_millis(100);
 /// Due entries of `image_destroys` one request retries.
 const RETRY_BATCH: i64 = 3;
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(6 * 3600);
-/// When a write's outcome is unknown, how long before its images are checked and destroyed:
-/// longer than any write of it could still be in flight.
+/// When a write's or an upload's outcome is unknown, how long before its images are checked
+/// and destroyed: longer than any write of it could still be in flight, and than Cloudinary
+/// takes to finish an upload whose client stopped waiting.
 const UNKNOWN_OUTCOME_DELAY: Duration = Duration::from_secs(60);
 
 /// The answer when the user no longer exists (as [`crate::auth`] answers it).
@@ -176,7 +178,15 @@ pub async fn replace(
 ) -> Result<UserDoc, ApiError> {
     let (uploaded, ()) = tokio::join!(media.upload(&image), retry_pending(store, media));
     drop(image);
-    let new = uploaded?;
+    let new = match uploaded {
+        Ok(new) => new,
+        Err(failed) => {
+            if let Some(in_doubt) = &failed.in_doubt {
+                recheck_later(store, UserId(user.id), &[(slot, in_doubt)]).await;
+            }
+            return Err(failed.into());
+        }
+    };
     match swap(store, media, user.id, slot, &new).await {
         Ok((updated, old)) => {
             if let Some(old) = old {
@@ -554,15 +564,23 @@ async fn destroy_replaced(
     }
 }
 
-/// For a write of `user` whose outcome is unknown (register's insert, when neither the insert
-/// nor a read-back could say): each image is recorded for a check in
-/// [`UNKNOWN_OUTCOME_DELAY`], which destroys it unless the user then points at it. An image
-/// that cannot be recorded either is logged by public id, as possibly orphaned.
-pub async fn recheck_later(store: &Store, user: UserId, images: &[(Slot, &ImageRef)]) {
+/// For images that may exist at Cloudinary without `user` pointing at them, or with it
+/// pointing at them, and nobody can tell now: an upload of unknown outcome (its destroy may
+/// have overtaken it), or register's insert when neither the insert nor a read-back could say.
+/// Each is recorded for a check in [`UNKNOWN_OUTCOME_DELAY`], which destroys it unless the user
+/// then points at it. An image that cannot be recorded either is logged by public id, as
+/// possibly orphaned.
+pub async fn recheck_later(store: &Store, user: UserId, images: &[(Slot, &str)]) {
     let later = after(DateTime::now(), UNKNOWN_OUTCOME_DELAY);
-    for (slot, image) in images {
-        if let Err(e) = record(store, user.0, *slot, &image.public_id, 0, later).await {
-            tracing::error!(public_id = image.public_id, error = %chain(&e), "an image of a write of unknown outcome could not be recorded; if the write did not land, it is orphaned at Cloudinary");
+    for (slot, public_id) in images {
+        match record(store, user.0, *slot, public_id, 0, later).await {
+            Ok(()) => tracing::warn!(
+                public_id,
+                "an image of unknown outcome is recorded for a later check"
+            ),
+            Err(e) => {
+                tracing::error!(public_id, error = %chain(&e), "an image of unknown outcome could not be recorded; if it exists and nothing points at it, it is orphaned at Cloudinary");
+            }
         }
     }
 }

@@ -32,11 +32,7 @@ pub async fn upload(
     Path(cloud): Path<String>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let result = upload_image(&state, &cloud, request)
-        .await
-        .and_then(|answer| failed_after(&state, &cloud, Op::Upload).map(|()| answer));
-    log_rejection(&cloud, Op::Upload, &result);
-    result.map(Json)
+    run_detached(state, cloud, Op::Upload, request).await
 }
 
 /// `POST /v1_1/{cloud}/image/destroy`
@@ -45,11 +41,32 @@ pub async fn destroy(
     Path(cloud): Path<String>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let result = destroy_image(&state, &cloud, request)
-        .await
-        .and_then(|answer| failed_after(&state, &cloud, Op::Destroy).map(|()| answer));
-    log_rejection(&cloud, Op::Destroy, &result);
-    result.map(Json)
+    run_detached(state, cloud, Op::Destroy, request).await
+}
+
+/// Runs a call in a task of its own, so that it completes even when the client stops waiting
+/// for it: as at Cloudinary, an upload whose client timed out (during a `hang` fault, say)
+/// is still stored, and a destroy still happens. Dropping the handler's future with the
+/// connection would make every client timeout look clean.
+async fn run_detached(
+    state: Arc<AppState>,
+    cloud: String,
+    op: Op,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    let call = tokio::spawn(async move {
+        let result = match op {
+            Op::Upload => upload_image(&state, &cloud, request).await,
+            Op::Destroy => destroy_image(&state, &cloud, request).await,
+        }
+        .and_then(|answer| failed_after(&state, &cloud, op).map(|()| answer));
+        log_rejection(&cloud, op, &result);
+        result
+    });
+    match call.await {
+        Ok(result) => result.map(Json),
+        Err(e) => Err(ApiError::internal(format!("the call failed: {e}"))),
+    }
 }
 
 async fn upload_image(state: &AppState, cloud: &str, request: Request) -> Result<Value, ApiError> {

@@ -33,7 +33,8 @@ struct FaultRequest {
 
 /// `POST /__standin/{cloud}/fault` with `{"mode":"fail","status":500}` (refuse the call),
 /// `{"mode":"fail-after","status":504}` (do it, then answer the error anyway),
-/// `{"mode":"hang","delay_ms":5000}` or `{"mode":"none"}`, and optionally
+/// `{"mode":"hang","delay_ms":5000}` (wait, then do it, even when the client has stopped
+/// waiting, as Cloudinary would) or `{"mode":"none"}`, and optionally
 /// `"ops":["upload"|"destroy"]` (default both). Answers the fault now in force.
 pub async fn set_fault(
     State(state): State<Arc<AppState>>,

@@ -134,6 +134,29 @@ async fn hang_fault_mode_delays_the_answer_then_handles_the_call() {
     assert_eq!(standin.assets("slow").await[0]["public_id"], "late");
 }
 
+/// As at Cloudinary, a call whose request arrived whole runs to completion when the client
+/// stops waiting: a client timeout during a hang does not undo the upload.
+#[tokio::test]
+async fn a_hung_upload_whose_client_gave_up_is_still_stored() {
+    let standin = Standin::start().await;
+    let delay = Duration::from_millis(1200);
+    standin
+        .set_fault(
+            "slow",
+            json!({"mode": "hang", "delay_ms": delay.as_millis() as u64}),
+        )
+        .await;
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        standin.upload("slow", &[("public_id", "late")], &png(1, 1)),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the upload answered during the hang");
+    assert_eq!(standin.assets("slow").await, json!([]), "stored too early");
+    tokio::time::sleep(delay).await;
+    assert_eq!(standin.assets("slow").await[0]["public_id"], "late");
+}
+
 #[tokio::test]
 async fn the_asset_listing_is_kept_per_cloud() {
     let standin = Standin::start().await;

@@ -38,27 +38,59 @@ async fn a_damaged_image_cloudinary_cannot_read_is_415_and_nothing_changes() {
     );
 }
 
+/// An upload we stop waiting for may still be stored after its compensating destroy (the
+/// stand-in, like Cloudinary, finishes a call whose client went away). It is recorded, and the
+/// first request after its check is due destroys it.
 #[tokio::test]
-async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout() {
+async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout_and_the_late_image_is_destroyed()
+ {
     let t = TestApp::spawn_with(|v| {
         v.insert("CLOUDINARY_TIMEOUT".into(), "1s".into());
         v.insert("CLOUDINARY_CONNECT_TIMEOUT".into(), "1s".into());
     })
     .await;
     let (user, signed_in, old) = user_with_avatar(&t).await;
-    t.set_fault(json!({"mode": "hang", "delay_ms": 3000, "ops": ["upload"]}))
+    let before = t.user_document(user.id).await;
+    let hang = Duration::from_millis(2500);
+    t.set_fault(json!({"mode": "hang", "delay_ms": hang.as_millis() as u64, "ops": ["upload"]}))
         .await;
     let started = Instant::now();
-    assert_refused(&t, &user, signed_in.cookie(avatar_form(png(1))), 502).await;
+    let resp = send(&t, signed_in.cookie(avatar_form(png(1)))).await;
+    let elapsed = started.elapsed();
+    testkit::envelope(&resp, 502);
+    assert!(elapsed < hang, "{elapsed:?}");
+    assert!(t.staged_files().is_empty());
+    assert_eq!(t.user_document(user.id).await, before, "the user changed");
+    assert_eq!(t.count("image_leases").await, 0, "a lease was left");
+    let recorded = t
+        .find_one("image_destroys", doc! {})
+        .await
+        .expect("the upload of unknown outcome is recorded");
+    assert_eq!(recorded.get_object_id("userId").ok(), Some(user.id));
+    assert_eq!(recorded.get_str("slot").ok(), Some("avatar"));
+    let late = recorded.get_str("_id").expect("public id").to_owned();
+    let due = recorded.get_datetime("nextAttemptAt").expect("due");
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
+        due.timestamp_millis() - DateTime::now().timestamp_millis() > 30_000,
+        "checked too soon: Cloudinary may still be storing it"
     );
-    // Long after the hung upload would have finished, only the old image is there.
+
+    // The hung upload lands after its destroy: without the record it would be orphaned.
     t.set_fault(json!({"mode": "none"})).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(t.image_ids().await, [old.public_id]);
+    tokio::time::sleep(hang + Duration::from_millis(500) - elapsed.min(hang)).await;
+    let mut both = vec![late.clone(), old.public_id.clone()];
+    both.sort();
+    assert_eq!(t.image_ids().await, both, "the late upload is stored");
+
+    // Once the check is due, the next request destroys it beside its own replaced image.
+    t.db.collection::<Document>("image_destroys")
+        .update_many(doc! {}, doc! {"$set": {"nextAttemptAt": DateTime::now()}})
+        .await
+        .expect("make the record due");
+    testkit::envelope(&send(&t, signed_in.cookie(avatar_form(png(2)))).await, 200);
+    let (current, _) = stored_avatar(&t, &user).await;
+    assert_eq!(t.image_ids().await, [current]);
+    assert_eq!(t.count("image_destroys").await, 0);
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@
 //! password hashes, insert the user (the unique indexes decide races), read it back, answer 201.
 //! Every failure after an upload destroys what was uploaded, unless the user may exist (an
 //! insert of unknown outcome: the images are then checked again later), and the staged files
-//! are deleted on every path because the form owns them.
+//! are deleted on every path because the form owns them. An upload of unknown outcome (one we
+//! stopped waiting for) is destroyed and also checked again later, under the user id chosen
+//! before the uploads, since Cloudinary may store it after that destroy.
 pub mod form;
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
@@ -39,7 +41,10 @@ async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
     if !taken.is_empty() {
         return Err(conflict(&taken));
     }
-    let (avatar, cover_image, password_hash) = upload_and_hash(app, &registration).await?;
+    // Chosen first: images whose upload has an unknown outcome are recorded under it.
+    let id = UserId::generate();
+    let (avatar, cover_image, password_hash) =
+        upload_and_hash(app, store, id, &registration).await?;
     let Registration {
         full_name,
         email,
@@ -54,7 +59,6 @@ async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
         cover_image: cover_image.clone(),
         password_hash,
     };
-    let id = UserId::generate();
     let images: Vec<(Slot, &ImageRef)> = [
         Some((Slot::Avatar, &avatar)),
         cover_image.as_ref().map(|c| (Slot::CoverImage, c)),
@@ -88,7 +92,11 @@ async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
                 return Err(e.into());
             }
             Err(_) => {
-                profile_images::recheck_later(store, id, &images).await;
+                let ids: Vec<(Slot, &str)> = images
+                    .iter()
+                    .map(|(slot, image)| (*slot, image.public_id.as_str()))
+                    .collect();
+                profile_images::recheck_later(store, id, &ids).await;
                 return Err(e.into());
             }
         },
@@ -108,9 +116,12 @@ async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
 
 /// Uploads the avatar and the cover concurrently with hashing the password. All three run to
 /// completion (no early cancel that could leave an upload's outcome unknown); when any fails,
-/// the uploads that succeeded are destroyed.
+/// the uploads that succeeded are destroyed, and those of unknown outcome are recorded under
+/// the user's chosen `id` for a later check (no user with that id will point at them).
 async fn upload_and_hash(
     app: &App,
+    store: &Store,
+    id: UserId,
     r: &Registration,
 ) -> Result<(ImageRef, Option<ImageRef>, String), ApiError> {
     let media = app.media()?;
@@ -120,8 +131,14 @@ async fn upload_and_hash(
             None => Ok(None),
         }
     };
-    let (avatar, cover, hash) =
-        tokio::join!(media.upload(&r.avatar), cover, password::hash(&r.password));
+    // Due destroys of earlier requests (this route's own uploads of unknown outcome among
+    // them) are retried alongside, as the avatar and cover routes do.
+    let (avatar, cover, hash, ()) = tokio::join!(
+        media.upload(&r.avatar),
+        cover,
+        password::hash(&r.password),
+        profile_images::retry_pending(store, media),
+    );
     match (avatar, cover, hash) {
         (Ok(avatar), Ok(cover), Ok(hash)) => Ok((avatar, cover, hash)),
         (avatar, cover, hash) => {
@@ -129,7 +146,17 @@ async fn upload_and_hash(
                 avatar.as_ref().ok(),
                 cover.as_ref().ok().and_then(Option::as_ref),
             ];
-            media.discard_all(uploaded.into_iter().flatten()).await;
+            let in_doubt: Vec<(Slot, &str)> = [
+                (Slot::Avatar, avatar.as_ref().err()),
+                (Slot::CoverImage, cover.as_ref().err()),
+            ]
+            .into_iter()
+            .filter_map(|(slot, failed)| Some((slot, failed?.in_doubt.as_deref()?)))
+            .collect();
+            tokio::join!(
+                media.discard_all(uploaded.into_iter().flatten()),
+                profile_images::recheck_later(store, id, &in_doubt),
+            );
             match (avatar, cover, hash) {
                 (Err(e), _, _) | (_, Err(e), _) => Err(e.into()),
                 (_, _, Err(e)) => Err(ApiError::internal(e)),

@@ -4,7 +4,10 @@
 //! upload whose outcome we cannot know (a timeout, a dropped connection, an answer we cannot
 //! read or do not trust) can still be destroyed by id. [`Media::upload`] does exactly that
 //! before it reports such a failure: it either returns one stored image or has tried to leave
-//! none. The staged file is streamed from disk into the request body, never read into memory.
+//! none. That destroy can overtake an upload Cloudinary is still working on (it finds nothing,
+//! and the image lands after it), so such a failure also names the public id as in doubt, for
+//! the caller to have it checked again later. The staged file is streamed from disk into the
+//! request body, never read into memory.
 
 use reqwest::multipart::{Form, Part};
 use secrecy::ExposeSecret as _;
@@ -87,16 +90,46 @@ pub fn request_signature(
     sign(&signed, api_secret, algorithm)
 }
 
-/// A call that failed, and whether it may have taken effect anyway.
+/// An upload that failed. `in_doubt` is its public id when it may have been stored anyway, or
+/// may still be (see the module doc): it has been destroyed once, and the caller records it
+/// for a later check ([`crate::profile_images::recheck_later`]).
+#[derive(Debug)]
+pub struct FailedUpload {
+    pub error: MediaError,
+    pub in_doubt: Option<String>,
+}
+
+impl From<FailedUpload> for crate::ApiError {
+    fn from(failed: FailedUpload) -> Self {
+        failed.error.into()
+    }
+}
+
+/// A call that failed, and what it may have done anyway.
 struct Failure {
     error: MediaError,
-    may_have_taken_effect: bool,
+    effect: Effect,
+}
+
+/// What a failed call may have done at Cloudinary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    /// Nothing: it was never sent, or Cloudinary refused it (a 4xx).
+    None,
+    /// Possibly done, and finished either way: Cloudinary answered (a 2xx we cannot use, or
+    /// a 5xx in its own error format). A destroy sent now comes after it.
+    Settled,
+    /// Possibly done, or still being done: no answer came (a timeout, the connection lost
+    /// after sending), or the answer is not Cloudinary's (a 5xx page from a proxy in front
+    /// of it). A destroy sent now may arrive before the call finishes.
+    InDoubt,
 }
 
 impl Media {
     /// Uploads a staged image under a fresh public id in the configured folder and checks the
-    /// answer. On failure, anything this call may have stored has been destroyed (best effort).
-    pub async fn upload(&self, image: &StagedImage) -> Result<ImageRef, MediaError> {
+    /// answer. On failure, anything this call may have stored has been destroyed (best effort)
+    /// and is named in [`FailedUpload::in_doubt`].
+    pub async fn upload(&self, image: &StagedImage) -> Result<ImageRef, FailedUpload> {
         let id = hex::encode(rand::random::<[u8; 16]>());
         let folder = self.cloudinary.folder.as_str();
         let public_id = format!("{folder}/{id}");
@@ -104,16 +137,21 @@ impl Media {
         // 256 KiB reads: reqwest's `From<File>` reads 4 KiB at a time, each a trip through
         // tokio's blocking pool (256 of them per MiB). Measured with `make bench`: a 1 MiB
         // registration went from 38.9 to 30.8 ms median.
-        let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(
-            image.file().reader()?,
-            UPLOAD_READ_CHUNK,
-        ));
+        let not_sent = |error| FailedUpload {
+            error,
+            in_doubt: None,
+        };
+        let reader = image.file().reader().map_err(not_sent)?;
+        let body =
+            reqwest::Body::wrap_stream(ReaderStream::with_capacity(reader, UPLOAD_READ_CHUNK));
         let file = Part::stream_with_length(body, len)
             .file_name(format!("{id}.{}", image.kind().extension()))
             .mime_str(image.kind().mime_type())
-            .map_err(|source| MediaError::Request {
-                op: Op::Upload,
-                source,
+            .map_err(|source| {
+                not_sent(MediaError::Request {
+                    op: Op::Upload,
+                    source,
+                })
             })?;
         let timestamp = unix_now();
         let form = self
@@ -139,15 +177,17 @@ impl Media {
                         op: Op::Upload,
                         detail,
                     },
-                    may_have_taken_effect: true,
+                    effect: Effect::Settled,
                 },
             },
             Err(failure) => failure,
         };
-        if failure.may_have_taken_effect {
-            self.discard(&public_id).await;
+        if failure.effect != Effect::None
+            && let Err(e) = self.destroy(&public_id).await
+        {
+            tracing::warn!(public_id, error = %chain(&e), "could not delete an upload of unknown outcome; the caller records it for a later check");
         }
-        Err(match failure.error {
+        let error = match failure.error {
             MediaError::Rejected {
                 status: 400,
                 message,
@@ -156,6 +196,10 @@ impl Media {
                 label: image.label().to_owned(),
             },
             other => other,
+        };
+        Err(FailedUpload {
+            error,
+            in_doubt: (failure.effect == Effect::InDoubt).then_some(public_id),
         })
     }
 
@@ -226,43 +270,53 @@ impl Media {
                     op,
                     detail: format!("cannot build the API URL: {e}"),
                 },
-                may_have_taken_effect: false,
+                effect: Effect::None,
             })?;
-        let request_failed = |source: reqwest::Error, may_have_taken_effect: bool| Failure {
+        let request_failed = |source: reqwest::Error, effect: Effect| Failure {
             error: if source.is_timeout() {
                 MediaError::Timeout { op, source }
             } else {
                 MediaError::Request { op, source }
             },
-            may_have_taken_effect,
+            effect,
         };
         let http = self.http().map_err(|error| Failure {
             error,
-            may_have_taken_effect: false,
+            effect: Effect::None,
         })?;
         let response = match http.post(url).multipart(form).send().await {
             Ok(response) => response,
-            // Without a connection nothing was sent; after one, the call may have been done.
+            // Without a connection nothing was sent; after one, the call may be under way.
             Err(e) => {
-                let sent = !e.is_connect();
-                return Err(request_failed(e, sent));
+                let effect = if e.is_connect() {
+                    Effect::None
+                } else {
+                    Effect::InDoubt
+                };
+                return Err(request_failed(e, effect));
             }
         };
         let status = response.status();
-        let body = read_capped(response)
-            .await
-            .map_err(|e| request_failed(e, status.is_success()))?;
+        let body = read_capped(response).await.map_err(|e| {
+            let effect = if status.is_success() || status.is_server_error() {
+                Effect::InDoubt
+            } else {
+                Effect::None
+            };
+            request_failed(e, effect)
+        })?;
         if !status.is_success() {
-            // A 4xx is Cloudinary refusing the call; a 5xx may come from a proxy in front of a
-            // Cloudinary that did the work (a 504 after the image was stored), so it counts as
-            // unknown and an upload is destroyed by its public id (a no-op if it never landed).
+            // A 4xx is Cloudinary refusing the call. A 5xx may have done the work anyway (a 504
+            // after the image was stored), so an upload is destroyed by its public id (a no-op if
+            // it never landed); one that is not in Cloudinary's error format comes from a proxy
+            // in front of it, and Cloudinary may still be working on the call.
             return Err(Failure {
                 error: MediaError::Rejected {
                     op,
                     status: status.as_u16(),
                     message: error_message(&body),
                 },
-                may_have_taken_effect: status.is_server_error(),
+                effect: refused_effect(status, &body),
             });
         }
         serde_json::from_slice(&body).map_err(|e| Failure {
@@ -270,7 +324,7 @@ impl Media {
                 op,
                 detail: format!("the body is not JSON: {e}"),
             },
-            may_have_taken_effect: true,
+            effect: Effect::Settled,
         })
     }
 
@@ -329,21 +383,50 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest
 
 /// Cloudinary's `{"error":{"message":...}}`, or the start of whatever the body is.
 fn error_message(body: &[u8]) -> String {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let message = match parsed
-        .as_ref()
-        .and_then(|v| v.pointer("/error/message"))
-        .and_then(Value::as_str)
-    {
-        Some(m) => m.to_owned(),
+    let message = match cloudinary_error(body) {
+        Some(m) => m,
         None => String::from_utf8_lossy(body).into_owned(),
     };
     message.chars().take(MAX_MESSAGE_CHARS).collect()
 }
 
+/// What a call answered with an error status may have done (see [`Effect`]).
+fn refused_effect(status: reqwest::StatusCode, body: &[u8]) -> Effect {
+    match (status.is_server_error(), cloudinary_error(body)) {
+        (false, _) => Effect::None,
+        (true, Some(_)) => Effect::Settled,
+        (true, None) => Effect::InDoubt,
+    }
+}
+
+/// The message of a body in Cloudinary's error format, `{"error":{"message":"..."}}`.
+fn cloudinary_error(body: &[u8]) -> Option<String> {
+    let parsed: Value = serde_json::from_slice(body).ok()?;
+    Some(parsed.pointer("/error/message")?.as_str()?.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_status_is_in_doubt_only_when_it_is_a_5xx_not_from_cloudinary_itself() {
+        let own = br#"{"error":{"message":"Server error"}}"#.as_slice();
+        let status = |code| reqwest::StatusCode::from_u16(code).expect("status");
+        assert_eq!(refused_effect(status(400), own), Effect::None);
+        assert_eq!(refused_effect(status(401), b"<html>"), Effect::None);
+        assert_eq!(refused_effect(status(500), own), Effect::Settled);
+        assert_eq!(refused_effect(status(504), own), Effect::Settled);
+        assert_eq!(
+            refused_effect(status(504), b"<html>Gateway Timeout</html>"),
+            Effect::InDoubt
+        );
+        assert_eq!(refused_effect(status(502), b""), Effect::InDoubt);
+        assert_eq!(
+            refused_effect(status(503), br#"{"message":"Service Unavailable"}"#),
+            Effect::InDoubt
+        );
+    }
 
     #[test]
     fn requests_sign_every_parameter_except_the_unsigned_ones() {

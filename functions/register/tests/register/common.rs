@@ -95,6 +95,7 @@ pub async fn register_ok(t: &TestApp, parts: &[Part]) -> Value {
 pub async fn assert_rejected(t: &TestApp, req: Request, status: u16) -> Value {
     let users_before = t.count("users").await;
     let images_before = t.image_ids().await;
+    let recorded_before = t.count("image_destroys").await;
     let resp = send(t, req).await;
     let body = testkit::envelope(&resp, status);
     assert!(
@@ -111,6 +112,11 @@ pub async fn assert_rejected(t: &TestApp, req: Request, status: u16) -> Value {
         t.count("users").await,
         users_before,
         "no user may be written"
+    );
+    assert_eq!(
+        t.count("image_destroys").await,
+        recorded_before,
+        "nothing may be left for a later destroy"
     );
     body
 }

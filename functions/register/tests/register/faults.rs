@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::common::*;
+use mongodb::bson::{DateTime, Document, doc};
 use serde_json::json;
 use testkit::{TestApp, multipart::Part, process::PrivateDatabase};
 
@@ -21,8 +22,12 @@ async fn cloudinary_answering_500_is_502_with_no_user_no_image_and_no_staged_fil
     assert!(t.image_ids().await.is_empty());
 }
 
+/// An upload we stop waiting for may be stored after its compensating destroy (the stand-in,
+/// like Cloudinary, finishes a call whose client went away). It is recorded under the id the
+/// user would have had, and a later registration destroys it once its check is due.
 #[tokio::test]
-async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout_and_nothing_is_left() {
+async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout_and_the_late_image_is_destroyed()
+ {
     let timeout = Duration::from_secs(1);
     let hang = Duration::from_millis(3000);
     let t = TestApp::spawn_with(|v| {
@@ -34,8 +39,9 @@ async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout_and_nothi
     t.set_fault(json!({"mode": "hang", "delay_ms": hang.as_millis() as u64, "ops": ["upload"]}))
         .await;
     let started = Instant::now();
-    assert_rejected(&t, request(&valid_parts(&unique_username())), 502).await;
+    let resp = send(&t, request(&valid_parts(&unique_username()))).await;
     let elapsed = started.elapsed();
+    testkit::envelope(&resp, 502);
     assert!(
         elapsed >= timeout,
         "answered before the timeout: {elapsed:?}"
@@ -44,14 +50,37 @@ async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout_and_nothi
         elapsed < timeout + Duration::from_millis(1500),
         "502 must come within the timeout, took {elapsed:?}"
     );
-    // Long after the hung request would have finished, the stand-in still holds nothing.
+    assert!(t.staged_files().is_empty());
+    assert_eq!(t.count("users").await, 0);
+    let recorded = t
+        .find_one("image_destroys", doc! {})
+        .await
+        .expect("the upload of unknown outcome is recorded");
+    assert_eq!(recorded.get_str("slot").ok(), Some("avatar"));
+    let late = recorded.get_str("_id").expect("public id").to_owned();
+    let due = recorded.get_datetime("nextAttemptAt").expect("due");
+    assert!(
+        due.timestamp_millis() - DateTime::now().timestamp_millis() > 30_000,
+        "checked too soon: Cloudinary may still be storing it"
+    );
+
+    // The hung upload lands after its destroy: without the record it would be orphaned.
     t.set_fault(json!({"mode": "none"})).await;
     tokio::time::sleep(hang + Duration::from_millis(500) - elapsed.min(hang)).await;
-    assert!(
-        t.image_ids().await.is_empty(),
-        "a timed-out upload must not leave an image behind"
-    );
-    assert_eq!(t.count("users").await, 0);
+    assert_eq!(t.image_ids().await, [late], "the late upload is stored");
+
+    // Once its check is due, the next registration destroys it.
+    t.db.collection::<Document>("image_destroys")
+        .update_many(doc! {}, doc! {"$set": {"nextAttemptAt": DateTime::now()}})
+        .await
+        .expect("make the record due");
+    let resp = send(&t, request(&valid_parts(&unique_username()))).await;
+    let body = testkit::envelope(&resp, 201);
+    let avatar = body["data"]["avatar"].as_str().expect("avatar URL");
+    let ids = t.image_ids().await;
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(avatar.contains(&ids[0]), "{avatar} is not {ids:?}");
+    assert_eq!(t.count("image_destroys").await, 0);
 }
 
 /// A 5xx may come from a proxy in front of a Cloudinary that stored the image: its outcome is
