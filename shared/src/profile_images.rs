@@ -198,7 +198,7 @@ pub async fn replace(
             error,
             unknown: None,
         }) => {
-            media.discard(&new.public_id).await;
+            discard(store, media, UserId(user.id), &[(slot, &new.public_id)]).await;
             Err(error)
         }
         // The write may have landed, and the database could not say: both images are recorded,
@@ -210,7 +210,9 @@ pub async fn replace(
             let later = after(DateTime::now(), UNKNOWN_OUTCOME_DELAY);
             if let Err(e) = record(store, user.id, slot, &new.public_id, 0, later).await {
                 tracing::warn!(error = %chain(&e), "cannot record the image of a write of unknown outcome; destroying it");
-                media.discard(&new.public_id).await;
+                if let Err(e) = media.destroy(&new.public_id).await {
+                    tracing::error!(public_id = new.public_id, error = %chain(&e), "could not delete an uploaded image; it is orphaned at Cloudinary");
+                }
             }
             if let Some(old) = old
                 && let Err(e) = record(store, user.id, slot, &old, 0, later).await
@@ -562,6 +564,32 @@ async fn destroy_replaced(
             "a replaced image could be neither destroyed nor recorded; it is orphaned at Cloudinary"
         ),
     }
+}
+
+/// Destroys images a failed request of `user` uploaded, which nobody points at. One whose
+/// destroy fails is recorded in `image_destroys`, due now, so that the next request that
+/// retries due entries destroys it (Cloudinary failing for one call seldom fails for the
+/// next); only when that write fails too is it logged as orphaned.
+pub async fn discard(store: &Store, media: &Media, user: UserId, images: &[(Slot, &str)]) {
+    futures::future::join_all(images.iter().map(|&(slot, public_id)| async move {
+        let Err(e) = media.destroy(public_id).await else {
+            return;
+        };
+        match record(store, user.0, slot, public_id, 1, DateTime::now()).await {
+            Ok(()) => tracing::warn!(
+                public_id,
+                error = %chain(&e),
+                "could not delete the upload of a failed request; it is recorded for a later destroy"
+            ),
+            Err(recording) => tracing::error!(
+                public_id,
+                error = %chain(&e),
+                recording = %chain(&recording),
+                "could not delete the upload of a failed request, nor record it; it is orphaned at Cloudinary"
+            ),
+        }
+    }))
+    .await;
 }
 
 /// For images that may exist at Cloudinary without `user` pointing at them, or with it

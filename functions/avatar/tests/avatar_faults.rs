@@ -321,3 +321,42 @@ async fn a_lease_held_past_the_wait_is_503_and_the_upload_is_destroyed() {
     assert_eq!(t.user_document(user.id).await, doc_before);
     assert!(t.staged_files().is_empty());
 }
+
+/// The request fails after its upload and Cloudinary then fails the destroy as well: the
+/// upload is recorded rather than orphaned, and the next request destroys it.
+#[tokio::test]
+async fn an_upload_whose_destroy_fails_after_a_503_is_recorded_and_destroyed_later() {
+    let t = TestApp::spawn().await;
+    let (user, signed_in, old) = user_with_avatar(&t).await;
+    let live = DateTime::from_millis(DateTime::now().timestamp_millis() + 120_000);
+    let leases = t.db.collection::<Document>(profile_images::LEASES);
+    leases
+        .insert_one(doc! {
+            "_id": profile_images::lease_id(user.id), "holder": "busy",
+            "userId": user.id, "expiresAt": live,
+        })
+        .await
+        .expect("a live lease");
+    t.set_fault(json!({"mode": "fail", "status": 500, "ops": ["destroy"]}))
+        .await;
+    testkit::envelope(&send(&t, signed_in.cookie(avatar_form(png(1)))).await, 503);
+    let recorded = t
+        .find_one("image_destroys", doc! {})
+        .await
+        .expect("the upload whose destroy failed is recorded");
+    assert_eq!(recorded.get_object_id("userId").ok(), Some(user.id));
+    let stray = recorded.get_str("_id").expect("public id").to_owned();
+    let mut both = vec![stray, old.public_id.clone()];
+    both.sort();
+    assert_eq!(t.image_ids().await, both, "it is still stored");
+
+    t.set_fault(json!({"mode": "none"})).await;
+    leases
+        .delete_many(doc! {})
+        .await
+        .expect("release the lease");
+    testkit::envelope(&send(&t, signed_in.cookie(avatar_form(png(2)))).await, 200);
+    let (current, _) = stored_avatar(&t, &user).await;
+    assert_eq!(t.image_ids().await, [current]);
+    assert_eq!(t.count("image_destroys").await, 0);
+}

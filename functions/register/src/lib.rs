@@ -66,9 +66,13 @@ async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
     .into_iter()
     .flatten()
     .collect();
+    let ids: Vec<(Slot, &str)> = images
+        .iter()
+        .map(|(slot, image)| (*slot, image.public_id.as_str()))
+        .collect();
     let discard = || async {
         if let Ok(media) = app.media() {
-            media.discard_all(images.iter().map(|(_, i)| *i)).await;
+            profile_images::discard(store, media, id, &ids).await;
         }
     };
     match users::insert(store, id, new_user).await {
@@ -92,10 +96,6 @@ async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
                 return Err(e.into());
             }
             Err(_) => {
-                let ids: Vec<(Slot, &str)> = images
-                    .iter()
-                    .map(|(slot, image)| (*slot, image.public_id.as_str()))
-                    .collect();
                 profile_images::recheck_later(store, id, &ids).await;
                 return Err(e.into());
             }
@@ -142,10 +142,16 @@ async fn upload_and_hash(
     match (avatar, cover, hash) {
         (Ok(avatar), Ok(cover), Ok(hash)) => Ok((avatar, cover, hash)),
         (avatar, cover, hash) => {
-            let uploaded = [
-                avatar.as_ref().ok(),
-                cover.as_ref().ok().and_then(Option::as_ref),
-            ];
+            let uploaded: Vec<(Slot, &str)> = [
+                (Slot::Avatar, avatar.as_ref().ok()),
+                (
+                    Slot::CoverImage,
+                    cover.as_ref().ok().and_then(Option::as_ref),
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(slot, image)| Some((slot, image?.public_id.as_str())))
+            .collect();
             let in_doubt: Vec<(Slot, &str)> = [
                 (Slot::Avatar, avatar.as_ref().err()),
                 (Slot::CoverImage, cover.as_ref().err()),
@@ -154,7 +160,7 @@ async fn upload_and_hash(
             .filter_map(|(slot, failed)| Some((slot, failed?.in_doubt.as_deref()?)))
             .collect();
             tokio::join!(
-                media.discard_all(uploaded.into_iter().flatten()),
+                profile_images::discard(store, media, id, &uploaded),
                 profile_images::recheck_later(store, id, &in_doubt),
             );
             match (avatar, cover, hash) {

@@ -222,24 +222,6 @@ impl Media {
         }
     }
 
-    /// Destroys an image we no longer want; a failure is logged as an orphan, not returned,
-    /// because the caller is already answering with another error.
-    pub async fn discard(&self, public_id: &str) {
-        if let Err(e) = self.destroy(public_id).await {
-            tracing::error!(public_id, error = %chain(&e), "could not delete an uploaded image; it is orphaned at Cloudinary");
-        }
-    }
-
-    /// [`discard`](Self::discard)s several images concurrently.
-    pub async fn discard_all<'a>(&self, images: impl IntoIterator<Item = &'a ImageRef>) {
-        futures::future::join_all(
-            images
-                .into_iter()
-                .map(|image| self.discard(&image.public_id)),
-        )
-        .await;
-    }
-
     /// The form for a call: its own parameters plus `api_key`, `signature` and, for SHA-256,
     /// `signature_algorithm`.
     fn signed_form(&self, params: &[(&str, &str)]) -> Form {
