@@ -13,7 +13,10 @@
 //! concurrently could each put back the other's old value.
 //!
 //! A lease expires after [`LEASE_TTL`]. Its holder writes and releases only while more than
-//! [`HOLDER_MARGIN`] is left; past that it leaves the lease alone. A crashed holder's lease is
+//! [`HOLDER_MARGIN`] is left; past that it leaves the lease alone. The write itself applies
+//! only over the image read under the lease, so a write that stalls past the lease's end
+//! cannot land on the image of the request that took over (it answers 503 and destroys its
+//! upload instead). A crashed holder's lease is
 //! taken over once it is [`TAKEOVER_GRACE`] past its expiry, by whoever wins the unique insert
 //! of a takeover ticket named after that holder; only the winner deletes it. So a lease document
 //! is only ever deleted by one party, which keeps FerretDB's read-then-delete exact. Waiters
@@ -283,13 +286,33 @@ async fn write_under(
         slot.public_id_field(): &new.public_id,
         "updatedAt": DateTime::now(),
     };
+    // Only over the image just read: a write that stalled past the lease must not land on an
+    // image another request has put there since (it would be orphaned).
+    let (current_url, _) = slot.current(&current);
+    let unchanged = if current_url.is_empty() {
+        doc! {"_id": user, slot.field(): {"$in": ["", null]}}
+    } else {
+        doc! {"_id": user, slot.field(): current_url}
+    };
     let written = users::collection(store)
-        .find_one_and_update(doc! {"_id": user}, doc! {"$set": set})
+        .find_one_and_update(unchanged, doc! {"$set": set})
         .return_document(mongodb::options::ReturnDocument::After)
         .await;
     match written {
         Ok(Some(updated)) => Ok((updated, old)),
-        Ok(None) => Err(ApiError::Unauthorized(INVALID_TOKEN).into()),
+        Ok(None) => match users::find_by_id(store, UserId(user)).await {
+            Ok(None) => Err(ApiError::Unauthorized(INVALID_TOKEN).into()),
+            Ok(Some(_)) => {
+                tracing::warn!(
+                    "the image changed between its read and the write under the lease; the write was not applied"
+                );
+                Err(
+                    ApiError::Unavailable("the image changed while it was being replaced".into())
+                        .into(),
+                )
+            }
+            Err(e) => Err(ApiError::from(e).into()),
+        },
         // The write may have been applied before the error: ask, still under the lease.
         Err(e) => {
             let error = ApiError::from(StoreError::from(e));

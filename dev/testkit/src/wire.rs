@@ -1,13 +1,18 @@
-//! A TCP proxy in front of the test database that can lose one reply: the command reaches the
-//! server and takes effect, then the client's connection is closed before the answer comes
-//! back, as a network failure after a request was sent would. What the driver then sees is an
-//! I/O error for a write that was applied.
+//! A TCP proxy in front of the test database that can fail one command the way a network does:
+//! - lose its reply: the command reaches the server and takes effect, then the client's
+//!   connection is closed before the answer comes back, as a network failure after a request
+//!   was sent would. What the driver then sees is an I/O error for a write that was applied;
+//! - hold it: the command is kept back for a while before it is passed on, as a stalled
+//!   connection would, so that a test can change the data between a read and a write.
 //!
 //! It reads MongoDB's framing (a little-endian length before every message) and, for an
 //! `OP_MSG`, the first element of its body document: the command's name and the collection.
-use std::sync::{
-    Arc, Mutex, PoisonError,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
 use tokio::{
@@ -20,14 +25,27 @@ const OP_MSG: i32 = 2013;
 /// MongoDB's own limit on a message, with room for the header.
 const MAX_MESSAGE: usize = 48 * 1024 * 1024;
 
-pub struct LosesReply {
+pub struct Proxy {
     pub port: u16,
-    armed: Arc<Mutex<Option<(String, String)>>>,
+    armed: Arc<Mutex<Option<Armed>>>,
     done: Arc<AtomicBool>,
     accept: JoinHandle<()>,
 }
 
-impl LosesReply {
+/// The next command that matches, and what happens to it.
+struct Armed {
+    command: String,
+    collection: String,
+    fault: Fault,
+}
+
+#[derive(Clone, Copy)]
+enum Fault {
+    LoseReply,
+    Hold(Duration),
+}
+
+impl Proxy {
     /// Listens on a free loopback port and relays every connection to `upstream` (a
     /// `mongodb://host:port/` URI).
     pub async fn start(upstream: &str) -> Self {
@@ -66,17 +84,36 @@ impl LosesReply {
 
     /// The next `command` on `collection` (say `insert` on `users`) loses its reply.
     pub fn lose_next(&self, command: &str, collection: &str) {
-        *self.armed.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((command.to_owned(), collection.to_owned()));
+        self.arm(command, collection, Fault::LoseReply);
     }
 
-    /// Whether a reply has been lost since [`LosesReply::lose_next`].
+    /// The next `command` on `collection` reaches the server only after `delay`.
+    pub fn hold_next(&self, command: &str, collection: &str, delay: Duration) {
+        self.arm(command, collection, Fault::Hold(delay));
+    }
+
+    fn arm(&self, command: &str, collection: &str, fault: Fault) {
+        self.done.store(false, Ordering::SeqCst);
+        *self.armed.lock().unwrap_or_else(PoisonError::into_inner) = Some(Armed {
+            command: command.to_owned(),
+            collection: collection.to_owned(),
+            fault,
+        });
+    }
+
+    /// Whether a reply has been lost since [`Proxy::lose_next`].
     pub fn lost(&self) -> bool {
+        self.done.load(Ordering::SeqCst)
+    }
+
+    /// Whether a command has been taken to hold since [`Proxy::hold_next`] (it may still be
+    /// held).
+    pub fn held(&self) -> bool {
         self.done.load(Ordering::SeqCst)
     }
 }
 
-impl Drop for LosesReply {
+impl Drop for Proxy {
     fn drop(&mut self) {
         self.accept.abort();
     }
@@ -85,7 +122,7 @@ impl Drop for LosesReply {
 async fn relay(
     client: TcpStream,
     server: TcpStream,
-    armed: Arc<Mutex<Option<(String, String)>>>,
+    armed: Arc<Mutex<Option<Armed>>>,
     done: Arc<AtomicBool>,
 ) {
     let (mut from_client, mut to_client) = client.into_split();
@@ -95,16 +132,22 @@ async fn relay(
         while let Some(message) = read_message(&mut from_client).await {
             let hit = {
                 let mut armed = armed.lock().unwrap_or_else(PoisonError::into_inner);
-                let hit = armed
-                    .as_ref()
-                    .is_some_and(|(c, coll)| command_of(&message) == Some((c, coll)));
+                let hit = armed.as_ref().is_some_and(|a| {
+                    command_of(&message) == Some((a.command.as_str(), a.collection.as_str()))
+                });
                 if hit {
-                    *armed = None;
+                    armed.take().map(|a| a.fault)
+                } else {
+                    None
                 }
-                hit
             };
-            if hit {
-                cut.store(true, Ordering::SeqCst);
+            match hit {
+                Some(Fault::LoseReply) => cut.store(true, Ordering::SeqCst),
+                Some(Fault::Hold(delay)) => {
+                    done.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                }
+                None => {}
             }
             if to_server.write_all(&message).await.is_err() {
                 return;

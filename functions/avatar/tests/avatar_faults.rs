@@ -360,3 +360,48 @@ async fn an_upload_whose_destroy_fails_after_a_503_is_recorded_and_destroyed_lat
     assert_eq!(t.image_ids().await, [current]);
     assert_eq!(t.count("image_destroys").await, 0);
 }
+
+/// Under the lease the current image is read, then the user is pointed at the new one. When
+/// another writer changes the image in between (a request that took over a lease this one
+/// held too long, because its write stalled), the write must not land on top of it: the
+/// image the other writer put there would be orphaned. A proxy holds our write back while the
+/// test writes, as that other request would.
+#[tokio::test]
+async fn an_image_changed_while_our_write_stalled_is_kept_and_ours_destroyed() {
+    let proxy = testkit::wire::Proxy::start(&testkit::Services::from_env().mongodb_uri).await;
+    let t = TestApp::spawn_with(|v| {
+        v.insert("MONGODB_URI".into(), proxy.uri());
+    })
+    .await;
+    let (user, signed_in, old) = user_with_avatar(&t).await;
+    let theirs = t.upload_image(&png(7)).await;
+    proxy.hold_next("findAndModify", "users", Duration::from_millis(1500));
+    let app = t.app;
+    let req = signed_in.cookie(avatar_form(png(1)));
+    let pending = tokio::spawn(async move { avatar::handle(app, req).await });
+    let waiting = Instant::now();
+    while !proxy.held() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(10),
+            "the write never came"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    t.db.collection::<Document>("users")
+        .update_one(
+            doc! {"_id": user.id},
+            doc! {"$set": {"avatar": &theirs.url, "avatarPublicId": &theirs.public_id}},
+        )
+        .await
+        .expect("the other writer's image");
+    let resp = pending.await.expect("the handler does not panic");
+    testkit::envelope(&resp, 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let (current, _) = stored_avatar(&t, &user).await;
+    assert_eq!(current, theirs.public_id, "the other writer's image stays");
+    let mut expected = vec![old.public_id, theirs.public_id];
+    expected.sort();
+    assert_eq!(t.image_ids().await, expected, "ours is destroyed");
+    assert!(t.staged_files().is_empty());
+    assert_eq!(t.count("image_leases").await, 0, "the lease is released");
+}

@@ -131,6 +131,31 @@ async fn a_first_cover_destroys_nothing() {
     assert_eq!(t.count("image_destroys").await, 0);
 }
 
+/// The write is conditioned on the image just read; "none" must match a Node-era document
+/// without the field as well as one holding "".
+#[tokio::test]
+async fn a_first_cover_of_a_node_era_user_without_the_field_is_stored() {
+    let t = TestApp::spawn().await;
+    let name = format!("node_{}", testkit::random_suffix());
+    let node_user = node::node_user(&name)
+        .cloud(t.cloud())
+        .cover_image(node::CoverImage::Absent)
+        .bcrypt_cost(4)
+        .insert(&t.db)
+        .await;
+    assert!(
+        !t.user_document(node_user.id)
+            .await
+            .contains_key("coverImage")
+    );
+    let user: UserDoc =
+        mongodb::bson::from_document(t.user_document(node_user.id).await).expect("user");
+    let signed_in = t.sign_in(&user).await;
+    testkit::envelope(&send(&t, signed_in.cookie(cover_form(png(2)))).await, 200);
+    let cover_id = stored(&t, &user, "coverImagePublicId").await;
+    assert_eq!(t.image_ids().await, [cover_id]);
+}
+
 #[tokio::test]
 async fn a_node_era_cover_is_destroyed_by_the_id_derived_from_its_url() {
     let t = TestApp::spawn().await;

@@ -100,7 +100,7 @@ async fn an_upload_answered_504_after_it_was_stored_is_destroyed() {
 /// (which we chose), the database says the insert landed, and the answer is the 201 it was.
 #[tokio::test]
 async fn an_insert_whose_answer_is_lost_but_that_was_applied_is_answered_as_created() {
-    let proxy = testkit::wire::LosesReply::start(&testkit::Services::from_env().mongodb_uri).await;
+    let proxy = testkit::wire::Proxy::start(&testkit::Services::from_env().mongodb_uri).await;
     let t = TestApp::spawn_with(|v| {
         v.insert("MONGODB_URI".into(), proxy.uri());
     })
