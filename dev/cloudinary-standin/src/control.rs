@@ -21,7 +21,7 @@ pub async fn health() -> &'static str {
     "ok"
 }
 
-/// Body of `POST /__standin/{cloud}/fault`.
+/// Body of `POST /__standin/{cloud}/fault`, or one element of an array of them.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FaultRequest {
@@ -35,17 +35,38 @@ struct FaultRequest {
 /// `{"mode":"fail-after","status":504}` (do it, then answer the error anyway),
 /// `{"mode":"hang","delay_ms":5000}` (wait, then do it, even when the client has stopped
 /// waiting, as Cloudinary would) or `{"mode":"none"}`, and optionally
-/// `"ops":["upload"|"destroy"]` (default both). Answers the fault now in force.
+/// `"ops":["upload"|"destroy"]` (default both). An array of such faults sets one per op, say
+/// `[{"mode":"fail-after","status":504,"ops":["upload"]},{"mode":"fail","ops":["destroy"]}]`.
+/// Each request replaces every fault of the cloud. Answers the faults now in force.
 pub async fn set_fault(
     State(state): State<Arc<AppState>>,
     Path(cloud): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let request: FaultRequest = serde_json::from_slice(&body)
-        .map_err(|err| ApiError::bad_request(format!("Invalid fault request: {err}")))?;
-    let fault = parse_fault(request)?;
-    state.set_fault(&cloud, fault);
-    Ok(Json(fault_json(state.fault(&cloud).as_ref())))
+    let invalid =
+        |err: serde_json::Error| ApiError::bad_request(format!("Invalid fault request: {err}"));
+    let requests: Vec<FaultRequest> = if body.trim_ascii_start().starts_with(b"[") {
+        serde_json::from_slice(&body).map_err(invalid)?
+    } else {
+        vec![serde_json::from_slice(&body).map_err(invalid)?]
+    };
+    let mut faults: Vec<Fault> = Vec::new();
+    for request in requests {
+        let Some(fault) = parse_fault(request)? else {
+            continue;
+        };
+        if faults
+            .iter()
+            .any(|f| f.ops.iter().any(|op| fault.ops.contains(op)))
+        {
+            return Err(ApiError::bad_request(
+                "two faults name the same op: give each op one fault",
+            ));
+        }
+        faults.push(fault);
+    }
+    state.set_faults(&cloud, faults);
+    Ok(Json(faults_json(&state.faults(&cloud))))
 }
 
 /// `GET /__standin/{cloud}/fault`: the fault in force.
@@ -53,7 +74,7 @@ pub async fn get_fault(
     State(state): State<Arc<AppState>>,
     Path(cloud): Path<String>,
 ) -> Json<Value> {
-    Json(fault_json(state.fault(&cloud).as_ref()))
+    Json(faults_json(&state.faults(&cloud)))
 }
 
 /// `GET /__standin/{cloud}/calls`: `{"upload": n, "destroy": n}`, the calls received so far,
@@ -136,10 +157,16 @@ fn parse_fault(request: FaultRequest) -> Result<Option<Fault>, ApiError> {
     Ok(Some(Fault { kind, ops }))
 }
 
-fn fault_json(fault: Option<&Fault>) -> Value {
-    let Some(fault) = fault else {
-        return json!({ "mode": "none" });
-    };
+/// `{"mode":"none"}`, the one fault, or an array of several.
+fn faults_json(faults: &[Fault]) -> Value {
+    match faults {
+        [] => json!({ "mode": "none" }),
+        [one] => fault_json(one),
+        several => Value::Array(several.iter().map(fault_json).collect()),
+    }
+}
+
+fn fault_json(fault: &Fault) -> Value {
     let ops: Vec<&str> = fault.ops.iter().map(|op| op.name()).collect();
     match fault.kind {
         FaultKind::Fail { status } => {

@@ -98,7 +98,8 @@ pub enum Put {
 #[derive(Default)]
 struct Cloud {
     assets: BTreeMap<String, Asset>,
-    fault: Option<Fault>,
+    /// The faults in force, each for its own ops.
+    faults: Vec<Fault>,
     /// Calls received, answered or not: (uploads, destroys).
     calls: (u64, u64),
 }
@@ -128,8 +129,8 @@ impl AppState {
     /// The fault that applies to `op` on `cloud`, if any.
     pub fn fault_for(&self, cloud: &str, op: Op) -> Option<FaultKind> {
         let clouds = self.clouds();
-        let fault = clouds.get(cloud)?.fault.as_ref()?;
-        fault.ops.contains(&op).then_some(fault.kind)
+        let faults = &clouds.get(cloud)?.faults;
+        faults.iter().find(|f| f.ops.contains(&op)).map(|f| f.kind)
     }
 
     /// Counts a call to `op` on `cloud`, as it arrives (before any check or fault).
@@ -150,12 +151,16 @@ impl AppState {
             .unwrap_or_default()
     }
 
-    pub fn fault(&self, cloud: &str) -> Option<Fault> {
-        self.clouds().get(cloud)?.fault.clone()
+    pub fn faults(&self, cloud: &str) -> Vec<Fault> {
+        self.clouds()
+            .get(cloud)
+            .map(|c| c.faults.clone())
+            .unwrap_or_default()
     }
 
-    pub fn set_fault(&self, cloud: &str, fault: Option<Fault>) {
-        self.clouds().entry(cloud.to_owned()).or_default().fault = fault;
+    /// Replaces every fault of `cloud` (none: no fault).
+    pub fn set_faults(&self, cloud: &str, faults: Vec<Fault>) {
+        self.clouds().entry(cloud.to_owned()).or_default().faults = faults;
     }
 
     pub fn get(&self, cloud: &str, public_id: &str) -> Option<Asset> {

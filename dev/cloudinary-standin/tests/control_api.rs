@@ -157,6 +157,38 @@ async fn a_hung_upload_whose_client_gave_up_is_still_stored() {
     assert_eq!(standin.assets("slow").await[0]["public_id"], "late");
 }
 
+/// One fault per op: here an upload that is stored and then answered 504, and a destroy that
+/// is refused, so that what the upload stored stays.
+#[tokio::test]
+async fn an_array_sets_one_fault_per_op() {
+    let standin = Standin::start().await;
+    let faults = json!([
+        {"mode": "fail-after", "status": 504, "ops": ["upload"]},
+        {"mode": "fail", "status": 500, "ops": ["destroy"]},
+    ]);
+    let set = standin.set_fault("both", faults.clone()).await;
+    assert_eq!(set.status(), 200);
+    assert_eq!(set.json::<serde_json::Value>().await.ok(), Some(faults));
+    let response = standin
+        .upload("both", &[("public_id", "kept")], &png(1, 1))
+        .await;
+    assert_eq!(response.status(), 504);
+    let (status, _) = standin.destroy("both", "kept").await;
+    assert_eq!(status, 500);
+    assert_eq!(standin.assets("both").await[0]["public_id"], "kept");
+
+    let overlapping = json!([
+        {"mode": "fail", "ops": ["upload"]},
+        {"mode": "hang", "delay_ms": 10},
+    ]);
+    let response = standin.set_fault("both", overlapping).await;
+    assert_eq!(response.status(), 400);
+    assert!(error_message(response).await.contains("same op"));
+    standin.set_fault("both", json!({"mode": "none"})).await;
+    let (status, _) = standin.destroy("both", "kept").await;
+    assert_eq!(status, 200);
+}
+
 #[tokio::test]
 async fn the_asset_listing_is_kept_per_cloud() {
     let standin = Standin::start().await;
