@@ -16,7 +16,8 @@
 //! [`HOLDER_MARGIN`] is left; past that it leaves the lease alone. The write itself applies
 //! only over the image read under the lease, so a write that stalls past the lease's end
 //! cannot land on the image of the request that took over (it answers 503 and destroys its
-//! upload instead). A crashed holder's lease is
+//! upload instead). On FerretDB, whose findAndModify is a read and then a write, that narrows
+//! the window without closing it. A crashed holder's lease is
 //! taken over once it is [`TAKEOVER_GRACE`] past its expiry, by whoever wins the unique insert
 //! of a takeover ticket named after that holder; only the winner deletes it. So a lease document
 //! is only ever deleted by one party, which keeps FerretDB's read-then-delete exact. Waiters
@@ -46,6 +47,7 @@ use crate::{
     error::{ApiError, FieldError, chain},
     media::{
         Media, MediaError, StagedImage,
+        cloudinary::Leftover,
         form::{self, FieldSpec, FormSpec},
         public_id::public_id_from_url,
     },
@@ -184,8 +186,8 @@ pub async fn replace(
     let new = match uploaded {
         Ok(new) => new,
         Err(failed) => {
-            if let Some(in_doubt) = &failed.in_doubt {
-                recheck_later(store, UserId(user.id), &[(slot, in_doubt)]).await;
+            if let Some(leftover) = &failed.leftover {
+                record_leftovers(store, UserId(user.id), &[(slot, leftover)]).await;
             }
             return Err(failed.into());
         }
@@ -210,18 +212,11 @@ pub async fn replace(
             error,
             unknown: Some(old),
         }) => {
-            let later = after(DateTime::now(), UNKNOWN_OUTCOME_DELAY);
-            if let Err(e) = record(store, user.id, slot, &new.public_id, 0, later).await {
-                tracing::warn!(error = %chain(&e), "cannot record the image of a write of unknown outcome; destroying it");
-                if let Err(e) = media.destroy(&new.public_id).await {
-                    tracing::error!(public_id = new.public_id, error = %chain(&e), "could not delete an uploaded image; it is orphaned at Cloudinary");
-                }
-            }
-            if let Some(old) = old
-                && let Err(e) = record(store, user.id, slot, &old, 0, later).await
-            {
-                tracing::warn!(public_id = old, error = %chain(&e), "cannot record the image a write of unknown outcome may have replaced");
-            }
+            // Neither is destroyed when it cannot be recorded: the user may point at either,
+            // and a broken image is worse than an orphan.
+            let mut images = vec![(slot, new.public_id.as_str())];
+            images.extend(old.as_deref().map(|old| (slot, old)));
+            recheck_later(store, UserId(user.id), &images).await;
             Err(error)
         }
     }
@@ -636,6 +631,32 @@ pub async fn recheck_later(store: &Store, user: UserId, images: &[(Slot, &str)])
     }
 }
 
+/// Records what failed uploads of `user` may have left at Cloudinary: an upload in doubt for
+/// a check in [`UNKNOWN_OUTCOME_DELAY`] (as [`recheck_later`]), one whose destroy failed for a
+/// retry by the next request. An image that cannot be recorded is logged as orphaned.
+pub async fn record_leftovers(store: &Store, user: UserId, leftovers: &[(Slot, &Leftover)]) {
+    let in_doubt: Vec<(Slot, &str)> = leftovers
+        .iter()
+        .filter(|(_, l)| l.in_doubt)
+        .map(|(slot, l)| (*slot, l.public_id.as_str()))
+        .collect();
+    recheck_later(store, user, &in_doubt).await;
+    for (slot, leftover) in leftovers.iter().filter(|(_, l)| !l.in_doubt) {
+        let public_id = leftover.public_id.as_str();
+        match record(store, user.0, *slot, public_id, 1, DateTime::now()).await {
+            Ok(()) => tracing::warn!(
+                public_id,
+                "the upload of a failed request is recorded for a later destroy"
+            ),
+            Err(e) => tracing::error!(
+                public_id,
+                error = %chain(&e),
+                "the upload of a failed request could be neither destroyed nor recorded; it is orphaned at Cloudinary"
+            ),
+        }
+    }
+}
+
 /// Records `public_id` in `image_destroys`, due at `due`; already recorded counts as done.
 async fn record(
     store: &Store,
@@ -711,7 +732,7 @@ async fn retry_one(store: &Store, media: &Media, entry: &PendingDestroy) {
     let written = match outcome {
         Ok(()) => {
             if !in_use {
-                tracing::info!(public_id = id, "a replaced image was destroyed on retry");
+                tracing::info!(public_id = id, "a recorded image was destroyed");
             }
             pending.delete_one(doc! {"_id": id}).await.map(|_| ())
         }

@@ -27,4 +27,22 @@ impl TestApp {
         ids.sort();
         ids
     }
+
+    /// [`image_ids`](Self::image_ids) once it equals `expected` (sorted), or as it is after
+    /// `within`: for an image that lands late, such as a hung upload's, without betting on
+    /// how busy the machine is.
+    pub async fn image_ids_once(
+        &self,
+        expected: &[String],
+        within: std::time::Duration,
+    ) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let ids = self.image_ids().await;
+            if ids == expected || tokio::time::Instant::now() >= deadline {
+                return ids;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }

@@ -77,16 +77,53 @@ async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout_and_the_l
 
     // The hung upload lands after its destroy: without the record it would be orphaned.
     t.set_fault(json!({"mode": "none"})).await;
-    tokio::time::sleep(hang + Duration::from_millis(500) - elapsed.min(hang)).await;
     let mut both = vec![late.clone(), old.public_id.clone()];
     both.sort();
-    assert_eq!(t.image_ids().await, both, "the late upload is stored");
+    assert_eq!(
+        t.image_ids_once(&both, hang + Duration::from_secs(10))
+            .await,
+        both,
+        "the late upload is stored"
+    );
 
     // Once the check is due, the next request destroys it beside its own replaced image.
     t.db.collection::<Document>("image_destroys")
         .update_many(doc! {}, doc! {"$set": {"nextAttemptAt": DateTime::now()}})
         .await
         .expect("make the record due");
+    testkit::envelope(&send(&t, signed_in.cookie(avatar_form(png(2)))).await, 200);
+    let (current, _) = stored_avatar(&t, &user).await;
+    assert_eq!(t.image_ids().await, [current]);
+    assert_eq!(t.count("image_destroys").await, 0);
+}
+
+/// Cloudinary stores the upload, answers 504 in its own error format (so it had finished) and
+/// then refuses the destroy: the image is recorded for a destroy at once, not orphaned, and the
+/// next request destroys it.
+#[tokio::test]
+async fn an_upload_answered_504_whose_destroy_fails_is_recorded_and_destroyed_by_the_next_request()
+{
+    let t = TestApp::spawn().await;
+    let (user, signed_in, old) = user_with_avatar(&t).await;
+    t.set_fault(json!([
+        {"mode": "fail-after", "status": 504, "ops": ["upload"]},
+        {"mode": "fail", "status": 500, "ops": ["destroy"]},
+    ]))
+    .await;
+    testkit::envelope(&send(&t, signed_in.cookie(avatar_form(png(1)))).await, 502);
+    let recorded = t
+        .find_one("image_destroys", doc! {})
+        .await
+        .expect("the upload whose destroy failed is recorded");
+    assert_eq!(recorded.get_object_id("userId").ok(), Some(user.id));
+    let due = recorded.get_datetime("nextAttemptAt").expect("due");
+    assert!(*due <= DateTime::now(), "due at once: {due}");
+    let stray = recorded.get_str("_id").expect("public id").to_owned();
+    let mut both = vec![stray, old.public_id.clone()];
+    both.sort();
+    assert_eq!(t.image_ids().await, both, "it is still stored");
+
+    t.set_fault(json!({"mode": "none"})).await;
     testkit::envelope(&send(&t, signed_in.cookie(avatar_form(png(2)))).await, 200);
     let (current, _) = stored_avatar(&t, &user).await;
     assert_eq!(t.image_ids().await, [current]);
@@ -375,7 +412,7 @@ async fn an_image_changed_while_our_write_stalled_is_kept_and_ours_destroyed() {
     .await;
     let (user, signed_in, old) = user_with_avatar(&t).await;
     let theirs = t.upload_image(&png(7)).await;
-    proxy.hold_next("findAndModify", "users", Duration::from_millis(1500));
+    proxy.hold_next("findAndModify", "users", Duration::from_secs(3));
     let app = t.app;
     let req = signed_in.cookie(avatar_form(png(1)));
     let pending = tokio::spawn(async move { avatar::handle(app, req).await });

@@ -16,6 +16,7 @@ use shared::{
     domain::{Email, ImageRef, UserId, Username},
     error::chain,
     http::{self, Reply},
+    media::cloudinary::Leftover,
     password,
     profile_images::{self, Slot},
     store::{Store, StoreError},
@@ -152,16 +153,16 @@ async fn upload_and_hash(
             .into_iter()
             .filter_map(|(slot, image)| Some((slot, image?.public_id.as_str())))
             .collect();
-            let in_doubt: Vec<(Slot, &str)> = [
+            let leftovers: Vec<(Slot, &Leftover)> = [
                 (Slot::Avatar, avatar.as_ref().err()),
                 (Slot::CoverImage, cover.as_ref().err()),
             ]
             .into_iter()
-            .filter_map(|(slot, failed)| Some((slot, failed?.in_doubt.as_deref()?)))
+            .filter_map(|(slot, failed)| Some((slot, failed?.leftover.as_ref()?)))
             .collect();
             tokio::join!(
                 profile_images::discard(store, media, id, &uploaded),
-                profile_images::recheck_later(store, id, &in_doubt),
+                profile_images::record_leftovers(store, id, &leftovers),
             );
             match (avatar, cover, hash) {
                 (Err(e), _, _) | (_, Err(e), _) => Err(e.into()),

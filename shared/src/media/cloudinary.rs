@@ -90,13 +90,22 @@ pub fn request_signature(
     sign(&signed, api_secret, algorithm)
 }
 
-/// An upload that failed. `in_doubt` is its public id when it may have been stored anyway, or
-/// may still be (see the module doc): it has been destroyed once, and the caller records it
-/// for a later check ([`crate::profile_images::recheck_later`]).
+/// An upload that failed. `leftover` names what may still be stored at Cloudinary, for the
+/// caller to record for a later destroy ([`crate::profile_images::settle_failed_upload`]).
 #[derive(Debug)]
 pub struct FailedUpload {
     pub error: MediaError,
-    pub in_doubt: Option<String>,
+    pub leftover: Option<Leftover>,
+}
+
+/// An image a failed upload may have left: its destroy failed, or it may have overtaken the
+/// upload (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    pub public_id: String,
+    /// The upload may still be under way: check once Cloudinary must have finished it.
+    /// Otherwise only the destroy failed, and it can be retried at once.
+    pub in_doubt: bool,
 }
 
 impl From<FailedUpload> for crate::ApiError {
@@ -127,8 +136,8 @@ enum Effect {
 
 impl Media {
     /// Uploads a staged image under a fresh public id in the configured folder and checks the
-    /// answer. On failure, anything this call may have stored has been destroyed (best effort)
-    /// and is named in [`FailedUpload::in_doubt`].
+    /// answer. On failure, anything this call may have stored has been destroyed once, and is
+    /// named in [`FailedUpload::leftover`] when that destroy failed or may have come too early.
     pub async fn upload(&self, image: &StagedImage) -> Result<ImageRef, FailedUpload> {
         let id = hex::encode(rand::random::<[u8; 16]>());
         let folder = self.cloudinary.folder.as_str();
@@ -139,7 +148,7 @@ impl Media {
         // registration went from 38.9 to 30.8 ms median.
         let not_sent = |error| FailedUpload {
             error,
-            in_doubt: None,
+            leftover: None,
         };
         let reader = image.file().reader().map_err(not_sent)?;
         let body =
@@ -182,11 +191,17 @@ impl Media {
             },
             Err(failure) => failure,
         };
-        if failure.effect != Effect::None
-            && let Err(e) = self.destroy(&public_id).await
-        {
-            tracing::warn!(public_id, error = %chain(&e), "could not delete an upload of unknown outcome; the caller records it for a later check");
-        }
+        let destroyed = match failure.effect {
+            Effect::None => true,
+            Effect::Settled | Effect::InDoubt => match self.destroy(&public_id).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(public_id, error = %chain(&e), "could not delete an upload of unknown outcome; it is left for a later destroy");
+                    false
+                }
+            },
+        };
+        let in_doubt = failure.effect == Effect::InDoubt;
         let error = match failure.error {
             MediaError::Rejected {
                 status: 400,
@@ -199,7 +214,10 @@ impl Media {
         };
         Err(FailedUpload {
             error,
-            in_doubt: (failure.effect == Effect::InDoubt).then_some(public_id),
+            leftover: (in_doubt || !destroyed).then_some(Leftover {
+                public_id,
+                in_doubt,
+            }),
         })
     }
 

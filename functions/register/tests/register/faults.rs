@@ -11,7 +11,10 @@ use testkit::{TestApp, multipart::Part, process::PrivateDatabase};
 #[tokio::test]
 async fn cloudinary_answering_500_is_502_with_no_user_no_image_and_no_staged_file() {
     let t = TestApp::spawn().await;
-    t.set_fault(json!({"mode": "fail", "status": 500})).await;
+    // Uploads only: with destroys failing too, the upload is recorded for a later destroy
+    // (an_upload_answered_504_whose_destroy_fails_is_recorded_and_destroyed_later).
+    t.set_fault(json!({"mode": "fail", "status": 500, "ops": ["upload"]}))
+        .await;
     let mut parts = valid_parts(&unique_username());
     parts.push(Part::file("coverImage", "cover.gif", "image/gif", gif()));
     let body = assert_rejected(&t, request(&parts), 502).await;
@@ -66,8 +69,13 @@ async fn cloudinary_hanging_past_the_timeout_is_502_within_the_timeout_and_the_l
 
     // The hung upload lands after its destroy: without the record it would be orphaned.
     t.set_fault(json!({"mode": "none"})).await;
-    tokio::time::sleep(hang + Duration::from_millis(500) - elapsed.min(hang)).await;
-    assert_eq!(t.image_ids().await, [late], "the late upload is stored");
+    let late = [late];
+    assert_eq!(
+        t.image_ids_once(&late, hang + Duration::from_secs(10))
+            .await,
+        late,
+        "the late upload is stored"
+    );
 
     // Once its check is due, the next registration destroys it.
     t.db.collection::<Document>("image_destroys")
@@ -93,6 +101,41 @@ async fn an_upload_answered_504_after_it_was_stored_is_destroyed() {
     let parts = valid_parts(&unique_username());
     assert_rejected(&t, request(&parts), 502).await;
     assert!(t.image_ids().await.is_empty(), "{:?}", t.image_ids().await);
+}
+
+/// Cloudinary stores the avatar, answers 504 in its own error format (so it had finished) and
+/// refuses the destroy: the avatar is recorded for a destroy at once under the id the user
+/// would have had, and the next registration destroys it.
+#[tokio::test]
+async fn an_upload_answered_504_whose_destroy_fails_is_recorded_and_destroyed_later() {
+    let t = TestApp::spawn().await;
+    t.set_fault(json!([
+        {"mode": "fail-after", "status": 504, "ops": ["upload"]},
+        {"mode": "fail", "status": 500, "ops": ["destroy"]},
+    ]))
+    .await;
+    testkit::envelope(
+        &send(&t, request(&valid_parts(&unique_username()))).await,
+        502,
+    );
+    assert_eq!(t.count("users").await, 0);
+    let recorded = t
+        .find_one("image_destroys", doc! {})
+        .await
+        .expect("the upload whose destroy failed is recorded");
+    let stray = recorded.get_str("_id").expect("public id").to_owned();
+    assert_eq!(t.image_ids().await, [stray], "it is still stored");
+
+    t.set_fault(json!({"mode": "none"})).await;
+    let body = testkit::envelope(
+        &send(&t, request(&valid_parts(&unique_username()))).await,
+        201,
+    );
+    let avatar = body["data"]["avatar"].as_str().expect("avatar URL");
+    let ids = t.image_ids().await;
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(avatar.contains(&ids[0]), "{avatar} is not {ids:?}");
+    assert_eq!(t.count("image_destroys").await, 0);
 }
 
 /// The insert reaches the database and is applied, but its answer is lost with the connection:
