@@ -10,7 +10,6 @@
 use std::time::{Duration, Instant};
 
 use e2e::{Api, Footprint, LogCursor, Watch, send_timed};
-use futures::TryStreamExt as _;
 use mongodb::bson::{DateTime, Document, doc};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -67,18 +66,7 @@ async fn register(api: &Api, username: &str, with_cover: bool) -> (u16, Value, D
 /// destroy failed due at once) and the image, when it landed after the destroy sent when we
 /// stopped waiting. Every image left must be one of those recorded.
 async fn without_recorded_uploads(api: &Api, mut footprint: Footprint) -> (Footprint, usize) {
-    let recorded: Vec<String> = api
-        .db
-        .collection::<Document>("image_destroys")
-        .find(doc! {})
-        .await
-        .expect("find")
-        .try_collect::<Vec<_>>()
-        .await
-        .expect("records")
-        .iter()
-        .map(|d| d.get_str("_id").expect("public id").to_owned())
-        .collect();
+    let recorded = testkit::images::recorded_destroys(&api.db).await;
     footprint
         .collections
         .retain(|(name, _, _)| name != "image_destroys");

@@ -1,8 +1,27 @@
 //! Images at the Cloudinary stand-in for the avatar and cover-image tests: put one there as the
 //! functions do (so a user can point at an image that really exists), and list what is there.
-use shared::{domain::ImageRef, media::StagedImage};
+use futures::TryStreamExt as _;
+use mongodb::bson::{Document, doc};
+use shared::{domain::ImageRef, media::StagedImage, profile_images::PENDING_DESTROYS};
 
 use crate::TestApp;
+
+/// Public ids recorded in `image_destroys` of `db` for a later destroy, sorted.
+pub async fn recorded_destroys(db: &mongodb::Database) -> Vec<String> {
+    let mut ids: Vec<String> = db
+        .collection::<Document>(PENDING_DESTROYS)
+        .find(doc! {})
+        .await
+        .expect("find the recorded destroys")
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("read the recorded destroys")
+        .iter()
+        .map(|d| d.get_str("_id").expect("a public id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
 
 impl TestApp {
     /// Uploads `bytes` (an accepted image) to this test's cloud through the app's own media

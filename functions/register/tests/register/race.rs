@@ -3,8 +3,7 @@
 //! fails that destroy.
 
 use super::common::*;
-use futures::TryStreamExt as _;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::doc;
 use serde_json::json;
 use testkit::TestApp;
 
@@ -88,17 +87,7 @@ async fn losers_whose_destroy_fails_record_their_uploads_and_a_later_registratio
         .await
         .expect("the winner");
     let kept = winner.get_str("avatarPublicId").expect("avatarPublicId");
-    let mut recorded: Vec<String> =
-        t.db.collection::<Document>("image_destroys")
-            .find(doc! {})
-            .await
-            .expect("find")
-            .try_collect::<Vec<_>>()
-            .await
-            .expect("records")
-            .iter()
-            .map(|d| d.get_str("_id").expect("public id").to_owned())
-            .collect();
+    let mut recorded = testkit::images::recorded_destroys(&t.db).await;
     assert!(!recorded.is_empty(), "no loser got as far as its upload");
     recorded.push(kept.to_owned());
     recorded.sort();
