@@ -29,9 +29,11 @@
 //! the user does not point at). A failed destroy of the old one never fails the request: it is
 //! retried inline with backoff, then recorded in `image_destroys` (by public id), whose due
 //! entries every later avatar, cover or register request retries alongside its own upload,
-//! after checking that no user points at them. An upload of unknown outcome (a timeout: its
-//! destroy may overtake it) is recorded there too, due once Cloudinary must have finished it. Node-era users have no stored public id: it is derived
-//! from the URL, and only for URLs of our own cloud; anything else is left in place.
+//! after checking that no user points at them. A failed request's upload lands there too:
+//! one of unknown outcome (a timeout: its destroy may overtake it) due once Cloudinary must
+//! have finished it, one whose destroy failed due at once. Node-era users have no stored
+//! public id: it is derived from the URL, and only for URLs of our own cloud; anything else is
+//! left in place.
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;

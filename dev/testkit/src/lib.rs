@@ -191,6 +191,19 @@ impl TestApp {
             .expect("an upload count")
     }
 
+    /// Waits until the stand-in has received `calls` uploads for this test's cloud: an upload
+    /// under way (under a hang fault, say) has reached it. Panics after `within`.
+    pub async fn await_upload_calls(&self, calls: u64, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.upload_calls().await < calls {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the stand-in did not get {calls} uploads within {within:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Switches the stand-in's fault mode for this test's cloud, e.g. `{"mode":"fail","status":500}`.
     pub async fn set_fault(&self, fault: Value) {
         let url = format!(

@@ -3,7 +3,9 @@
 //!   connection is closed before the answer comes back, as a network failure after a request
 //!   was sent would. What the driver then sees is an I/O error for a write that was applied;
 //! - hold it: the command is kept back for a while before it is passed on, as a stalled
-//!   connection would, so that a test can change the data between a read and a write.
+//!   connection would, so that a test can change the data between a read and a write;
+//! - lose its reply and then go dark: every connection is closed and new ones are closed as
+//!   they come, until [`Proxy::light`], so that nothing can even be read back.
 //!
 //! It reads MongoDB's framing (a little-endian length before every message) and, for an
 //! `OP_MSG`, the first element of its body document: the command's name and the collection.
@@ -18,6 +20,7 @@ use std::{
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream, tcp::OwnedReadHalf},
+    sync::watch,
     task::JoinHandle,
 };
 
@@ -29,6 +32,7 @@ pub struct Proxy {
     pub port: u16,
     armed: Arc<Mutex<Option<Armed>>>,
     done: Arc<AtomicBool>,
+    dark: Arc<watch::Sender<bool>>,
     accept: JoinHandle<()>,
 }
 
@@ -41,7 +45,7 @@ struct Armed {
 
 #[derive(Clone, Copy)]
 enum Fault {
-    LoseReply,
+    LoseReply { then_dark: bool },
     Hold(Duration),
 }
 
@@ -59,13 +63,22 @@ impl Proxy {
         let port = listener.local_addr().expect("local addr").port();
         let armed = Arc::new(Mutex::new(None));
         let done = Arc::new(AtomicBool::new(false));
-        let (a, d) = (Arc::clone(&armed), Arc::clone(&done));
+        let dark = Arc::new(watch::Sender::new(false));
+        let (a, d, k) = (Arc::clone(&armed), Arc::clone(&done), Arc::clone(&dark));
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (a, d, target) = (Arc::clone(&a), Arc::clone(&d), target.clone());
+                if *k.borrow() {
+                    continue;
+                }
+                let (a, d, k, target) = (
+                    Arc::clone(&a),
+                    Arc::clone(&d),
+                    Arc::clone(&k),
+                    target.clone(),
+                );
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(&target).await {
-                        relay(client, server, a, d).await;
+                        relay(client, server, a, d, k).await;
                     }
                 });
             }
@@ -74,6 +87,7 @@ impl Proxy {
             port,
             armed,
             done,
+            dark,
             accept,
         }
     }
@@ -84,7 +98,18 @@ impl Proxy {
 
     /// The next `command` on `collection` (say `insert` on `users`) loses its reply.
     pub fn lose_next(&self, command: &str, collection: &str) {
-        self.arm(command, collection, Fault::LoseReply);
+        self.arm(command, collection, Fault::LoseReply { then_dark: false });
+    }
+
+    /// As [`Proxy::lose_next`], and from then on every connection is closed, until
+    /// [`Proxy::light`]: the database is unreachable right after the write landed.
+    pub fn lose_next_then_go_dark(&self, command: &str, collection: &str) {
+        self.arm(command, collection, Fault::LoseReply { then_dark: true });
+    }
+
+    /// Relays connections again after [`Proxy::lose_next_then_go_dark`].
+    pub fn light(&self) {
+        self.dark.send_replace(false);
     }
 
     /// The next `command` on `collection` reaches the server only after `delay`.
@@ -124,10 +149,13 @@ async fn relay(
     server: TcpStream,
     armed: Arc<Mutex<Option<Armed>>>,
     done: Arc<AtomicBool>,
+    dark: Arc<watch::Sender<bool>>,
 ) {
+    let mut gone_dark = dark.subscribe();
     let (mut from_client, mut to_client) = client.into_split();
     let (mut from_server, mut to_server) = server.into_split();
     let cut = AtomicBool::new(false);
+    let then_dark = AtomicBool::new(false);
     let requests = async {
         while let Some(message) = read_message(&mut from_client).await {
             let hit = {
@@ -142,7 +170,10 @@ async fn relay(
                 }
             };
             match hit {
-                Some(Fault::LoseReply) => cut.store(true, Ordering::SeqCst),
+                Some(Fault::LoseReply { then_dark: dark }) => {
+                    then_dark.store(dark, Ordering::SeqCst);
+                    cut.store(true, Ordering::SeqCst);
+                }
                 Some(Fault::Hold(delay)) => {
                     done.store(true, Ordering::SeqCst);
                     tokio::time::sleep(delay).await;
@@ -157,6 +188,9 @@ async fn relay(
     let replies = async {
         while let Some(message) = read_message(&mut from_server).await {
             if cut.load(Ordering::SeqCst) {
+                if then_dark.load(Ordering::SeqCst) {
+                    dark.send_replace(true);
+                }
                 done.store(true, Ordering::SeqCst);
                 return;
             }
@@ -169,6 +203,7 @@ async fn relay(
     tokio::select! {
         () = requests => {}
         () = replies => {}
+        _ = gone_dark.wait_for(|dark| *dark) => {}
     }
 }
 

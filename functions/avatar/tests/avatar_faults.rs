@@ -144,10 +144,13 @@ async fn the_database_failing_after_the_upload_is_503_and_the_new_image_is_destr
     // The upload takes a while; the database dies while it runs.
     t.set_fault(json!({"mode": "hang", "delay_ms": 1500, "ops": ["upload"]}))
         .await;
+    let uploads = t.upload_calls().await;
     let app = t.app;
     let req = signed_in.cookie(avatar_form(png(1)));
     let pending = tokio::spawn(async move { avatar::handle(app, req).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the upload has reached the stand-in (so authentication is over).
+    t.await_upload_calls(uploads + 1, Duration::from_secs(10))
+        .await;
     db.kill();
     let resp = pending.await.expect("the handler does not panic");
     testkit::envelope(&resp, 503);
@@ -172,10 +175,12 @@ async fn a_user_deleted_while_the_upload_runs_is_401_and_the_new_image_is_destro
     let (user, signed_in, old) = user_with_avatar(&t).await;
     t.set_fault(json!({"mode": "hang", "delay_ms": 800, "ops": ["upload"]}))
         .await;
+    let uploads = t.upload_calls().await;
     let app = t.app;
     let req = signed_in.cookie(avatar_form(png(1)));
     let pending = tokio::spawn(async move { avatar::handle(app, req).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.await_upload_calls(uploads + 1, Duration::from_secs(10))
+        .await;
     t.db.collection::<Document>("users")
         .delete_one(doc! {"_id": user.id})
         .await
@@ -441,4 +446,31 @@ async fn an_image_changed_while_our_write_stalled_is_kept_and_ours_destroyed() {
     assert_eq!(t.image_ids().await, expected, "ours is destroyed");
     assert!(t.staged_files().is_empty());
     assert_eq!(t.count("image_leases").await, 0, "the lease is released");
+}
+
+/// The write lands but its answer is lost, and the database is then unreachable: the write
+/// cannot be read back, nor its images recorded. The user points at the new image, so it must
+/// not be destroyed (a broken avatar is worse than an orphan, which is logged), and neither
+/// is the old one, which the user might still point at as far as the function can tell.
+#[tokio::test]
+async fn a_write_of_unknown_outcome_that_cannot_be_recorded_destroys_neither_image() {
+    let proxy = testkit::wire::Proxy::start(&testkit::Services::from_env().mongodb_uri).await;
+    let t = TestApp::spawn_with(|v| {
+        v.insert("MONGODB_URI".into(), proxy.uri());
+        v.insert("MONGODB_SERVER_SELECTION_TIMEOUT".into(), "1s".into());
+        v.insert("MONGODB_CONNECT_TIMEOUT".into(), "1s".into());
+    })
+    .await;
+    let (user, signed_in, old) = user_with_avatar(&t).await;
+    proxy.lose_next_then_go_dark("findAndModify", "users");
+    let resp = send(&t, signed_in.cookie(avatar_form(png(1)))).await;
+    assert!(proxy.lost(), "the write's answer was lost");
+    testkit::envelope(&resp, 503);
+    proxy.light();
+    let (current, _) = stored_avatar(&t, &user).await;
+    assert_ne!(current, old.public_id, "the write landed");
+    let mut both = vec![current, old.public_id];
+    both.sort();
+    assert_eq!(t.image_ids().await, both, "neither image is destroyed");
+    assert!(t.staged_files().is_empty());
 }

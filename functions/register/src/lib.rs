@@ -117,8 +117,9 @@ async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
 
 /// Uploads the avatar and the cover concurrently with hashing the password. All three run to
 /// completion (no early cancel that could leave an upload's outcome unknown); when any fails,
-/// the uploads that succeeded are destroyed, and those of unknown outcome are recorded under
-/// the user's chosen `id` for a later check (no user with that id will point at them).
+/// the uploads that succeeded are destroyed, and what is left (an upload of unknown outcome,
+/// or one whose destroy failed) is recorded under the user's chosen `id` for a later check
+/// (no user with that id will point at it).
 async fn upload_and_hash(
     app: &App,
     store: &Store,

@@ -5,9 +5,10 @@
 //! read or do not trust) can still be destroyed by id. [`Media::upload`] does exactly that
 //! before it reports such a failure: it either returns one stored image or has tried to leave
 //! none. That destroy can overtake an upload Cloudinary is still working on (it finds nothing,
-//! and the image lands after it), so such a failure also names the public id as in doubt, for
-//! the caller to have it checked again later. The staged file is streamed from disk into the
-//! request body, never read into memory.
+//! and the image lands after it), or fail; either way the failure names the public id as a
+//! [`Leftover`], for the caller to record for a later check (in a minute when the upload is in
+//! doubt, at once when only the destroy failed). The staged file is streamed from disk into
+//! the request body, never read into memory.
 
 use reqwest::multipart::{Form, Part};
 use secrecy::ExposeSecret as _;
@@ -91,7 +92,7 @@ pub fn request_signature(
 }
 
 /// An upload that failed. `leftover` names what may still be stored at Cloudinary, for the
-/// caller to record for a later destroy ([`crate::profile_images::settle_failed_upload`]).
+/// caller to record for a later destroy ([`crate::profile_images::record_leftovers`]).
 #[derive(Debug)]
 pub struct FailedUpload {
     pub error: MediaError,
