@@ -573,17 +573,16 @@ async fn destroy_replaced(
         }
     }
     let now = DateTime::now();
-    match record(store, user, slot, public_id, INLINE_DESTROYS, now).await {
-        Ok(()) => tracing::warn!(
-            public_id,
-            "a replaced image is recorded for a later destroy"
-        ),
-        Err(e) => tracing::error!(
-            public_id,
-            error = %chain(&e),
-            "a replaced image could be neither destroyed nor recorded; it is orphaned at Cloudinary"
-        ),
-    }
+    record_logged(
+        store,
+        user,
+        slot,
+        public_id,
+        INLINE_DESTROYS,
+        now,
+        "a replaced image",
+    )
+    .await;
 }
 
 /// Destroys images a failed request of `user` uploaded, which nobody points at. One whose
@@ -592,21 +591,10 @@ async fn destroy_replaced(
 /// next); only when that write fails too is it logged as orphaned.
 pub async fn discard(store: &Store, media: &Media, user: UserId, images: &[(Slot, &str)]) {
     futures::future::join_all(images.iter().map(|&(slot, public_id)| async move {
-        let Err(e) = media.destroy(public_id).await else {
-            return;
-        };
-        match record(store, user.0, slot, public_id, 1, DateTime::now()).await {
-            Ok(()) => tracing::warn!(
-                public_id,
-                error = %chain(&e),
-                "could not delete the upload of a failed request; it is recorded for a later destroy"
-            ),
-            Err(recording) => tracing::error!(
-                public_id,
-                error = %chain(&e),
-                recording = %chain(&recording),
-                "could not delete the upload of a failed request, nor record it; it is orphaned at Cloudinary"
-            ),
+        if let Err(e) = media.destroy(public_id).await {
+            tracing::warn!(public_id, error = %chain(&e), "could not delete the upload of a failed request");
+            let now = DateTime::now();
+            record_logged(store, user.0, slot, public_id, 1, now, FAILED_REQUESTS_UPLOAD).await;
         }
     }))
     .await;
@@ -621,15 +609,7 @@ pub async fn discard(store: &Store, media: &Media, user: UserId, images: &[(Slot
 pub async fn recheck_later(store: &Store, user: UserId, images: &[(Slot, &str)]) {
     let later = after(DateTime::now(), UNKNOWN_OUTCOME_DELAY);
     for (slot, public_id) in images {
-        match record(store, user.0, *slot, public_id, 0, later).await {
-            Ok(()) => tracing::warn!(
-                public_id,
-                "an image of unknown outcome is recorded for a later check"
-            ),
-            Err(e) => {
-                tracing::error!(public_id, error = %chain(&e), "an image of unknown outcome could not be recorded; if it exists and nothing points at it, it is orphaned at Cloudinary");
-            }
-        }
+        record_logged(store, user.0, *slot, public_id, 0, later, UNKNOWN_OUTCOME).await;
     }
 }
 
@@ -637,25 +617,40 @@ pub async fn recheck_later(store: &Store, user: UserId, images: &[(Slot, &str)])
 /// a check in [`UNKNOWN_OUTCOME_DELAY`] (as [`recheck_later`]), one whose destroy failed for a
 /// retry by the next request. An image that cannot be recorded is logged as orphaned.
 pub async fn record_leftovers(store: &Store, user: UserId, leftovers: &[(Slot, &Leftover)]) {
-    let in_doubt: Vec<(Slot, &str)> = leftovers
-        .iter()
-        .filter(|(_, l)| l.in_doubt)
-        .map(|(slot, l)| (*slot, l.public_id.as_str()))
-        .collect();
-    recheck_later(store, user, &in_doubt).await;
-    for (slot, leftover) in leftovers.iter().filter(|(_, l)| !l.in_doubt) {
+    for (slot, leftover) in leftovers {
+        let (attempts, due, what) = if leftover.in_doubt {
+            let later = after(DateTime::now(), UNKNOWN_OUTCOME_DELAY);
+            (0, later, UNKNOWN_OUTCOME)
+        } else {
+            (1, DateTime::now(), FAILED_REQUESTS_UPLOAD)
+        };
         let public_id = leftover.public_id.as_str();
-        match record(store, user.0, *slot, public_id, 1, DateTime::now()).await {
-            Ok(()) => tracing::warn!(
-                public_id,
-                "the upload of a failed request is recorded for a later destroy"
-            ),
-            Err(e) => tracing::error!(
-                public_id,
-                error = %chain(&e),
-                "the upload of a failed request could be neither destroyed nor recorded; it is orphaned at Cloudinary"
-            ),
-        }
+        record_logged(store, user.0, *slot, public_id, attempts, due, what).await;
+    }
+}
+
+/// What [`record_logged`] says an image is.
+const UNKNOWN_OUTCOME: &str = "an image of unknown outcome";
+const FAILED_REQUESTS_UPLOAD: &str = "the upload of a failed request";
+
+/// [`record`]s `public_id` and logs it as `what`; one that cannot be recorded is logged as
+/// possibly orphaned at Cloudinary, by public id (the only place left that names it).
+async fn record_logged(
+    store: &Store,
+    user: ObjectId,
+    slot: Slot,
+    public_id: &str,
+    attempts: u32,
+    due: DateTime,
+    what: &str,
+) {
+    match record(store, user, slot, public_id, attempts, due).await {
+        Ok(()) => tracing::warn!(public_id, "{what} is recorded for a later destroy"),
+        Err(e) => tracing::error!(
+            public_id,
+            error = %chain(&e),
+            "{what} could not be recorded; if nothing points at it, it is orphaned at Cloudinary"
+        ),
     }
 }
 

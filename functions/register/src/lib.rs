@@ -60,17 +60,15 @@ async fn register(app: &App, req: Request) -> Result<Reply, ApiError> {
         cover_image: cover_image.clone(),
         password_hash,
     };
-    let images: Vec<(Slot, &ImageRef)> = [
-        Some((Slot::Avatar, &avatar)),
-        cover_image.as_ref().map(|c| (Slot::CoverImage, c)),
+    let ids: Vec<(Slot, &str)> = [
+        Some((Slot::Avatar, avatar.public_id.as_str())),
+        cover_image
+            .as_ref()
+            .map(|c| (Slot::CoverImage, c.public_id.as_str())),
     ]
     .into_iter()
     .flatten()
     .collect();
-    let ids: Vec<(Slot, &str)> = images
-        .iter()
-        .map(|(slot, image)| (*slot, image.public_id.as_str()))
-        .collect();
     let discard = || async {
         if let Ok(media) = app.media() {
             profile_images::discard(store, media, id, &ids).await;
