@@ -633,8 +633,9 @@ pub async fn record_leftovers(store: &Store, user: UserId, leftovers: &[(Slot, &
 const UNKNOWN_OUTCOME: &str = "an image of unknown outcome";
 const FAILED_REQUESTS_UPLOAD: &str = "the upload of a failed request";
 
-/// [`record`]s `public_id` and logs it as `what`; one that cannot be recorded is logged as
-/// possibly orphaned at Cloudinary, by public id (the only place left that names it).
+/// Records `public_id` in `image_destroys`, due at `due` (already recorded counts as done),
+/// and logs it as `what`; one that cannot be recorded is logged as possibly orphaned at
+/// Cloudinary, by public id (the only place left that names it).
 async fn record_logged(
     store: &Store,
     user: ObjectId,
@@ -644,25 +645,6 @@ async fn record_logged(
     due: DateTime,
     what: &str,
 ) {
-    match record(store, user, slot, public_id, attempts, due).await {
-        Ok(()) => tracing::warn!(public_id, "{what} is recorded for a later destroy"),
-        Err(e) => tracing::error!(
-            public_id,
-            error = %chain(&e),
-            "{what} could not be recorded; if nothing points at it, it is orphaned at Cloudinary"
-        ),
-    }
-}
-
-/// Records `public_id` in `image_destroys`, due at `due`; already recorded counts as done.
-async fn record(
-    store: &Store,
-    user: ObjectId,
-    slot: Slot,
-    public_id: &str,
-    attempts: u32,
-    due: DateTime,
-) -> Result<(), StoreError> {
     let entry = PendingDestroy {
         public_id: public_id.to_owned(),
         user_id: user,
@@ -679,8 +661,14 @@ async fn record(
     .await
     .map_err(StoreError::from);
     match recorded {
-        Ok(_) | Err(StoreError::Duplicate(_)) => Ok(()),
-        Err(e) => Err(e),
+        Ok(_) | Err(StoreError::Duplicate(_)) => {
+            tracing::warn!(public_id, "{what} is recorded for a later destroy");
+        }
+        Err(e) => tracing::error!(
+            public_id,
+            error = %chain(&e),
+            "{what} could not be recorded; if nothing points at it, it is orphaned at Cloudinary"
+        ),
     }
 }
 
