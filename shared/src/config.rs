@@ -67,7 +67,7 @@ pub struct Needs {
     pub refresh_tokens: bool,
     /// `CLOUDINARY_*` and `UPLOAD_*`: stages and uploads images.
     pub images: bool,
-    /// `THROTTLE_*`: checks passwords (login, change-password).
+    /// `THROTTLE_*`: checks passwords (login, change-password) or Node-era refresh tokens.
     pub throttles: bool,
     /// `NODE_REFRESH_TOKEN_SECRET`: exchanges Node-era refresh tokens (refresh).
     pub node_exchange: bool,
@@ -84,16 +84,15 @@ impl Needs {
     };
     /// login: both kinds of token and the throttles.
     pub const LOGIN: Needs = Needs {
-        throttles: true,
         node_exchange: false,
         ..Self::SESSIONS
     };
-    /// refresh: both kinds of token and the Node-era exchange.
+    /// refresh: both kinds of token, the Node-era exchange and the throttles it is behind.
     pub const SESSIONS: Needs = Needs {
         access_tokens: true,
         refresh_tokens: true,
         images: false,
-        throttles: false,
+        throttles: true,
         node_exchange: true,
     };
     /// register: images, no tokens (it signs nobody in) and no password check (it hashes one).

@@ -330,6 +330,19 @@ pub async fn revoke(store: &Store, sid: &SessionId) -> Result<(), StoreError> {
     .await
 }
 
+/// Removes a session none of whose tokens was handed out (its opener found, after the insert,
+/// that it must not stand): nothing can have used it, so nothing of it is kept, and an id
+/// derived from a token (the Node-era exchange) can be inserted again by a retry.
+pub async fn discard(store: &Store, sid: &SessionId) -> Result<(), StoreError> {
+    timing::step(timing::Kind::Database, "sessions.discard", async move {
+        sessions(store)
+            .delete_one(doc! {"_id": sid.as_ref()})
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
 /// Ends every live session of `user` except `keep` (if given): after a password change, the
 /// device that changed it stays signed in and every other one is signed out. Returns how many
 /// it ended. A `userId` filter: FerretDB scans for it, MongoDB uses the `userId` index; rare

@@ -1100,18 +1100,13 @@ mod per_function {
     }
 
     #[test]
-    fn only_the_functions_that_check_passwords_read_the_throttles() {
+    fn only_the_functions_that_check_passwords_or_node_tokens_read_the_throttles() {
         let vars = with(&[("THROTTLE_DELAY", "soon"), ("THROTTLE_ENABLED", "true")]);
-        for needs in [
-            Needs::SESSIONS,
-            Needs::REGISTER,
-            Needs::ACCOUNT,
-            Needs::IMAGES,
-        ] {
+        for needs in [Needs::REGISTER, Needs::ACCOUNT, Needs::IMAGES] {
             let config = Config::from_vars_for(&vars, needs).expect("throttles not read");
             assert!(!config.throttle.enabled, "{needs:?}: off where not read");
         }
-        for needs in [Needs::LOGIN, Needs::CHANGE_PASSWORD] {
+        for needs in [Needs::LOGIN, Needs::CHANGE_PASSWORD, Needs::SESSIONS] {
             let error = Config::from_vars_for(&vars, needs).expect_err("read there");
             assert!(error.mentions("THROTTLE_DELAY"), "{needs:?}: {error}");
         }

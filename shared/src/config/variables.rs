@@ -171,7 +171,7 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "THROTTLE_ENABLED",
         Some("true"),
-        "throttle password guessing at login and change-password (429 with Retry-After); \
+        "throttle password guessing at login, change-password and the Node-era refresh exchange (429 with Retry-After); \
          false only for benchmarks and emergencies",
     ),
     var(
