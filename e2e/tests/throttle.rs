@@ -1,7 +1,8 @@
 //! Password guessing over real HTTP, through the local gateway and `cargo lambda watch`: a
 //! scripted guessing run is refused with 429, `Retry-After` and the envelope, runs no hash
 //! while refused (the functions' own per-request log says so), and the right password works
-//! again after the wait; another loopback address is another source address.
+//! again after the wait; another loopback address is another source address, and the owner's
+//! browser behind the guesser's own address gets in at once with its device cookie.
 use std::{net::IpAddr, time::Duration};
 
 use e2e::{Api, Watch};
@@ -13,12 +14,31 @@ fn client_from(ip: &str) -> reqwest::Client {
 
 /// One login as `guessed`; returns the status, `Retry-After` and the (checked) envelope.
 async fn login(api: &Api, client: &reqwest::Client, password: &str) -> (u16, Option<u64>, Value) {
-    let resp = client
+    login_on(api, client, None, password).await.0
+}
+
+/// [`login`] presenting `device` as the `loginDevice` cookie; also returns the `loginDevice`
+/// cookie the answer sets.
+async fn login_on(
+    api: &Api,
+    client: &reqwest::Client,
+    device: Option<&str>,
+    password: &str,
+) -> ((u16, Option<u64>, Value), Option<String>) {
+    let mut req = client
         .post(api.url("login"))
-        .json(&json!({"username": "guessed", "password": password}))
-        .send()
-        .await
-        .expect("the local API answers");
+        .json(&json!({"username": "guessed", "password": password}));
+    if let Some(device) = device {
+        req = req.header("cookie", format!("loginDevice={device}"));
+    }
+    let resp = req.send().await.expect("the local API answers");
+    let set: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    let device = e2e::cookie(&set, "loginDevice").map(str::to_owned);
     let status = resp.status().as_u16();
     let header = |name: &str| {
         resp.headers()
@@ -29,7 +49,7 @@ async fn login(api: &Api, client: &reqwest::Client, password: &str) -> (u16, Opt
     let (retry, ct) = (header("retry-after"), header("content-type"));
     let text = resp.text().await.expect("body");
     let body = testkit::envelope::assert_envelope_shape(status, ct.as_deref(), &text);
-    (status, retry.and_then(|r| r.parse().ok()), body)
+    ((status, retry.and_then(|r| r.parse().ok()), body), device)
 }
 
 #[tokio::test]
@@ -42,6 +62,10 @@ async fn a_guessing_run_is_refused_with_429_and_the_right_password_works_after_t
     let api = watch.api().await;
     testkit::seed_user(&api.db, "guessed", "guessed@example.com", testkit::PASSWORD).await;
     let guesser = client_from("127.0.0.1");
+    // The owner's browser, behind the same address, signed in earlier and kept its cookie.
+    let ((status, _, body), device) = login_on(&api, &guesser, None, testkit::PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    let device = device.expect("a correct password sets loginDevice");
 
     let mut statuses = Vec::new();
     for guess in ["123456", "password", "qwerty"] {
@@ -57,6 +81,15 @@ async fn a_guessing_run_is_refused_with_429_and_the_right_password_works_after_t
     );
     let (status, _, _) = login(&api, &guesser, testkit::PASSWORD).await;
     assert_eq!(status, 429, "even the right password waits");
+
+    // The owner's browser at the guesser's address: its device has a budget of its own.
+    let ((status, _, body), renewed) =
+        login_on(&api, &guesser, Some(&device), testkit::PASSWORD).await;
+    assert_eq!(
+        status, 200,
+        "the device cookie made it through the gateway: {body}"
+    );
+    assert!(renewed.is_some(), "and each sign-in renews it");
 
     // Another address is another budget: the owner elsewhere signs in at once.
     let owner = client_from("127.0.0.2");

@@ -1,8 +1,11 @@
-//! The `accessToken` and `refreshToken` cookies, named as the Node API named them.
+//! The `accessToken` and `refreshToken` cookies, named as the Node API named them, and our
+//! `loginDevice` cookie.
 //!
-//! Both are HttpOnly and (by default) Secure, with a Max-Age equal to the token's lifetime. The
+//! All are HttpOnly and (by default) Secure, with a Max-Age equal to the token's lifetime. The
 //! refresh cookie is SameSite=Strict and scoped to the users routes, so browsers send it only to
-//! the refresh endpoint and its siblings; the access cookie is SameSite=Lax on `/`.
+//! the refresh endpoint and its siblings; the access cookie is SameSite=Lax on `/`. The device
+//! cookie (see `throttle`'s device cookies) has the refresh cookie's scope and SameSite: it is
+//! read only by login and change-password.
 use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
@@ -12,6 +15,8 @@ use crate::config::CookieConfig;
 pub use crate::access::ACCESS_COOKIE;
 pub const REFRESH_COOKIE: &str = "refreshToken";
 pub const REFRESH_COOKIE_PATH: &str = "/api/v1/users";
+/// Names the browser's device to the password throttles; not a credential.
+pub const DEVICE_COOKIE: &str = "loginDevice";
 
 pub fn access(cfg: &CookieConfig, token: String, lifetime: Duration) -> Cookie<'static> {
     build(
@@ -28,6 +33,17 @@ pub fn refresh(cfg: &CookieConfig, token: String, lifetime: Duration) -> Cookie<
     build(
         REFRESH_COOKIE,
         token,
+        REFRESH_COOKIE_PATH,
+        cfg.secure,
+        cfg.refresh_same_site(),
+        lifetime,
+    )
+}
+
+pub fn device(cfg: &CookieConfig, value: String, lifetime: Duration) -> Cookie<'static> {
+    build(
+        DEVICE_COOKIE,
+        value,
         REFRESH_COOKIE_PATH,
         cfg.secure,
         cfg.refresh_same_site(),
@@ -82,6 +98,11 @@ mod tests {
         assert_eq!(
             r,
             "refreshToken=d.e.f; HttpOnly; SameSite=Strict; Secure; Path=/api/v1/users; Max-Age=864000"
+        );
+        let d = device(&cfg, "d1.x".into(), Duration::from_secs(2_592_000)).to_string();
+        assert_eq!(
+            d,
+            "loginDevice=d1.x; HttpOnly; SameSite=Strict; Secure; Path=/api/v1/users; Max-Age=2592000"
         );
     }
 

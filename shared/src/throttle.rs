@@ -41,10 +41,19 @@
 //! real ones, because nothing here knows whether the account exists. A rotated secret starts
 //! every count afresh.
 //!
+//! **Device cookies** (see [`device`]): a correct password at login hands the browser a signed
+//! cookie for the account. An attempt that presents one for the account it names is counted
+//! under that device rather than its address (its own pair, with the same growing delay) and is
+//! exempt from the address and account budgets: a stranger who shares the owner's address (a
+//! carrier-grade NAT, an office) can spend those, and the pair's delay at that address, but not
+//! the owner's device's. Without such a cookie an attempt is counted as above, so whether an
+//! account exists still changes nothing.
+//!
 //! If the counts cannot be read or written the password is checked as without throttling (the
 //! route's own database access answers 503 if the database is down), and the incident is
 //! logged as `throttle_unavailable`.
 mod address;
+mod device;
 mod rules;
 
 use std::time::Duration;
@@ -58,7 +67,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    config::ThrottleConfig,
+    config::{CookieConfig, ThrottleConfig},
+    cookies,
     error::{ApiError, chain},
     store::{self, Store, StoreError},
     timing,
@@ -66,7 +76,22 @@ use crate::{
 };
 
 pub use address::SourceAddress;
+pub use device::DeviceId;
 pub use rules::{Limit, retry_after_secs};
+
+/// The names the throttles count an account under, one per way of presenting it: login's
+/// `username` or `email` (each as login normalises it), change-password's user id.
+pub mod account {
+    pub fn username(normalised: &str) -> String {
+        format!("u:{normalised}")
+    }
+    pub fn email(normalised: &str) -> String {
+        format!("e:{normalised}")
+    }
+    pub fn user_id(id: impl std::fmt::Display) -> String {
+        format!("id:{id}")
+    }
+}
 
 /// One record per password check begun (see the module doc).
 pub const ATTEMPTS: &str = "password_attempts";
@@ -127,6 +152,8 @@ pub async fn ensure_indexes(store: &Store) -> Result<(), StoreError> {
 pub struct Throttle {
     cfg: ThrottleConfig,
     key: [u8; 32],
+    /// Signs device cookies.
+    device_key: [u8; 32],
 }
 
 /// Who is trying: the hashed keys of one attempt, and the address for the log.
@@ -137,6 +164,8 @@ pub struct Subject {
     address_key: String,
     account_key: String,
     address: SourceAddress,
+    /// The device whose cookie vouched for this account: then `pair` is the device's.
+    device: Option<DeviceId>,
 }
 
 /// What [`Throttle::check`] decided.
@@ -179,25 +208,72 @@ pub struct Attempt {
 impl Throttle {
     /// `secret` is `ACCESS_TOKEN_SECRET`: the records' keys are derived from it.
     pub fn new(cfg: ThrottleConfig, secret: &SecretString) -> Self {
+        let secret = secret.expose_secret().as_bytes();
         Self {
             cfg,
-            key: hmac_sha256(
-                secret.expose_secret().as_bytes(),
-                b"videotube password throttle keys v1",
-            ),
+            key: hmac_sha256(secret, b"videotube password throttle keys v1"),
+            device_key: hmac_sha256(secret, b"videotube login device cookies v1"),
         }
     }
 
-    /// The keys for an attempt on `route` at `account` (`u:name`, `e:email`, `id:hex`) from
-    /// `address`.
-    pub fn subject(&self, route: &'static str, account: &str, address: SourceAddress) -> Subject {
+    /// The keys for an attempt on `route` at `account` (see [`account`]) from `address`, with
+    /// the value of the request's device cookie if it sent one. A cookie that is not ours, is
+    /// too old or names other accounts changes nothing.
+    pub fn subject(
+        &self,
+        route: &'static str,
+        account: &str,
+        address: SourceAddress,
+        device_cookie: Option<&str>,
+    ) -> Subject {
+        let account_raw = self.raw_hash(b"account", account);
+        let device = device_cookie
+            .filter(|_| self.devices_on())
+            .and_then(|value| device::decode(&self.device_key, value))
+            .filter(|d| d.vouches_for(&account_raw, now_secs(), self.cfg.trusted_for))
+            .map(|d| d.id);
+        let pair = match &device {
+            Some(id) => self.hash(b"pair", &format!("{account}\0device:{}", id.hex())),
+            None => self.hash(b"pair", &format!("{account}\0{address}")),
+        };
         Subject {
             route,
-            pair: self.hash(b"pair", &format!("{account}\0{address}")),
+            pair,
             address_key: self.hash(b"address", address.as_str()),
-            account_key: self.hash(b"account", account),
+            account_key: hex::encode(account_raw),
             address,
+            device,
         }
+    }
+
+    /// Whether device cookies are issued and honoured: with the throttles on and a
+    /// `THROTTLE_TRUSTED_FOR` above zero, which is also their lifetime.
+    fn devices_on(&self) -> bool {
+        self.cfg.enabled && !self.cfg.trusted_for.is_zero()
+    }
+
+    /// The device cookie a correct password at login hands out: for the user's `accounts`
+    /// (its names by [`account`]), keeping the device of `subject` if its cookie vouched for
+    /// it, else a new device. `None` while device cookies are off (see [`Throttle::subject`]).
+    pub fn device_cookie(
+        &self,
+        subject: &Subject,
+        accounts: [&str; device::ACCOUNTS],
+        cookie: &CookieConfig,
+    ) -> Option<cookie::Cookie<'static>> {
+        if !self.devices_on() {
+            return None;
+        }
+        let issued = device::Device {
+            id: subject.device.unwrap_or_else(DeviceId::generate),
+            issued_at_secs: now_secs(),
+            accounts: accounts.map(|a| self.raw_hash(b"account", a)),
+        };
+        Some(cookies::device(
+            cookie,
+            device::encode(&self.device_key, &issued),
+            self.cfg.trusted_for,
+        ))
     }
 
     /// A trust outlives its exemption when failures are remembered longer: it also resets.
@@ -206,11 +282,18 @@ impl Throttle {
     }
 
     fn hash(&self, purpose: &[u8], value: &str) -> String {
+        hex::encode(self.raw_hash(purpose, value))
+    }
+
+    fn raw_hash(&self, purpose: &[u8], value: &str) -> [u8; device::ACCOUNT_LEN] {
         let mut message = Vec::with_capacity(purpose.len() + 1 + value.len());
         message.extend_from_slice(purpose);
         message.push(0);
         message.extend_from_slice(value.as_bytes());
-        hex::encode(&hmac_sha256(&self.key, &message)[..16])
+        let mac = hmac_sha256(&self.key, &message);
+        let mut cut = [0u8; device::ACCOUNT_LEN];
+        cut.copy_from_slice(&mac[..device::ACCOUNT_LEN]);
+        cut
     }
 
     /// A check with nothing recorded (throttles off, or their records unusable): nothing to
@@ -318,6 +401,7 @@ impl Throttle {
             account,
             trusted: trusted_at
                 .is_some_and(|at| now_ms < at.saturating_add(rules::millis(cfg.trusted_for))),
+            device: subject.device.is_some(),
         };
         let over = rules::over(cfg, now_ms, &seen);
         if over.is_empty() {
@@ -360,6 +444,7 @@ impl Throttle {
             address_failures = seen.address.len(),
             account_failures = seen.account.len(),
             trusted = seen.trusted,
+            device = seen.device,
             until = %DateTime::from_millis(ready).try_to_rfc3339_string().unwrap_or_default(),
             retry_after_s = refusal.retry_after_secs,
             "password check refused by the throttle"
@@ -427,6 +512,120 @@ impl Attempt {
     }
 }
 
+fn now_secs() -> u64 {
+    u64::try_from(DateTime::now().timestamp_millis() / 1000).unwrap_or(0)
+}
+
 fn after(now_ms: i64, d: Duration) -> DateTime {
     DateTime::from_millis(now_ms.saturating_add(rules::millis(d)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttle(enabled: bool, trusted_for: Duration) -> Throttle {
+        let cfg = ThrottleConfig {
+            enabled,
+            trusted_for,
+            ..rules::defaults()
+        };
+        Throttle::new(cfg, &SecretString::from("s".repeat(32)))
+    }
+
+    const MONTH: Duration = Duration::from_secs(30 * 86_400);
+    const NAMES: [&str; 3] = [
+        "u:alice",
+        "e:alice@example.com",
+        "id:65a000000000000000000001",
+    ];
+
+    fn at(t: &Throttle, account: &str, ip: [u8; 4], cookie: Option<&str>) -> Subject {
+        let address = SourceAddress::from_ip(std::net::IpAddr::from(ip));
+        t.subject("login", account, address, cookie)
+    }
+
+    fn cookies() -> CookieConfig {
+        CookieConfig {
+            secure: true,
+            same_site: None,
+        }
+    }
+
+    #[test]
+    fn a_device_cookie_vouches_for_every_name_of_its_account_and_keeps_its_device() {
+        let t = throttle(true, MONTH);
+        let first = at(&t, "u:alice", [192, 0, 2, 1], None);
+        assert_eq!(first.device, None);
+        let cookie = t.device_cookie(&first, NAMES, &cookies()).expect("on");
+        assert_eq!(cookie.name(), cookies::DEVICE_COOKIE);
+
+        let on_device = at(&t, "u:alice", [192, 0, 2, 1], Some(cookie.value()));
+        let device = on_device
+            .device
+            .expect("the cookie vouches for the account");
+        assert_ne!(on_device.pair, first.pair, "the device's own pair");
+        assert_eq!(
+            (&on_device.address_key, &on_device.account_key),
+            (&first.address_key, &first.account_key),
+            "still recorded under the address and the account, for the others' budgets"
+        );
+        let elsewhere = at(&t, "u:alice", [198, 51, 100, 9], Some(cookie.value()));
+        assert_eq!(
+            (elsewhere.device, &elsewhere.pair),
+            (Some(device), &on_device.pair),
+            "the same pair from any address"
+        );
+        for name in &NAMES[1..] {
+            assert_eq!(
+                at(&t, name, [192, 0, 2, 1], Some(cookie.value())).device,
+                Some(device),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            at(&t, "u:bob", [192, 0, 2, 1], Some(cookie.value())).device,
+            None,
+            "another account"
+        );
+
+        let renewed = t.device_cookie(&on_device, NAMES, &cookies()).expect("on");
+        assert_eq!(
+            at(&t, "u:alice", [192, 0, 2, 1], Some(renewed.value())).device,
+            Some(device),
+            "for the same device"
+        );
+        let other = throttle(true, MONTH);
+        let fresh = t.device_cookie(&first, NAMES, &cookies()).expect("on");
+        assert_ne!(
+            at(&t, "u:alice", [192, 0, 2, 1], Some(fresh.value())).device,
+            Some(device),
+            "a sign-in without a cookie is a new device"
+        );
+        assert!(
+            at(&other, "u:alice", [192, 0, 2, 1], Some(cookie.value()))
+                .device
+                .is_some(),
+            "the same secret, the same key"
+        );
+    }
+
+    #[test]
+    fn no_device_cookie_is_issued_or_honoured_with_the_throttles_off_or_no_trust() {
+        let on = throttle(true, MONTH);
+        let issued = on
+            .device_cookie(&at(&on, "u:alice", [192, 0, 2, 1], None), NAMES, &cookies())
+            .expect("on");
+        for off in [throttle(false, MONTH), throttle(true, Duration::ZERO)] {
+            let subject = at(&off, "u:alice", [192, 0, 2, 1], Some(issued.value()));
+            assert_eq!(subject.device, None);
+            assert!(off.device_cookie(&subject, NAMES, &cookies()).is_none());
+        }
+        let rotated = Throttle::new(on.cfg, &SecretString::from("t".repeat(32)));
+        assert_eq!(
+            at(&rotated, "u:alice", [192, 0, 2, 1], Some(issued.value())).device,
+            None,
+            "a rotated secret voids every cookie"
+        );
+    }
 }

@@ -18,11 +18,12 @@ use serde_json::json;
 use shared::{
     ApiError, App, FieldError,
     auth::{self, Caller},
+    cookies,
     domain::Password,
-    http::{self, Reply, read_fields, take_string},
+    http::{self, Reply, cookie_value, read_fields, take_string},
     password::{self, Verdict},
     sessions,
-    throttle::{Admission, SourceAddress},
+    throttle::{self, Admission, SourceAddress},
     users,
 };
 
@@ -85,10 +86,12 @@ async fn check_old_password<'a>(
 ) -> Result<Option<&'a str>, ApiError> {
     let store = app.store().await?;
     let throttle = app.throttle()?;
+    let device = cookie_value(req, cookies::DEVICE_COOKIE);
     let subject = throttle.subject(
         "change-password",
-        &format!("id:{}", caller.user_id),
+        &throttle::account::user_id(caller.user_id),
         SourceAddress::of(req),
+        device.as_deref(),
     );
     let attempt = match throttle.check(store, &subject).await {
         Admission::Check(attempt) => attempt,

@@ -1,7 +1,8 @@
 //! change-password's old-password check sits behind the login throttles: guessing with a
 //! stolen session is refused with a 429 like guessing at login, and runs no hash.
 //!
-//! Its own test binary: `shared::password::verifications()` counts every check in the process.
+//! Its own test binary: `shared::password::verifications()` counts every check in the process,
+//! so its tests take turns (`TURN`).
 use change_password::handle;
 use serde_json::json;
 use shared::password::verifications;
@@ -9,8 +10,11 @@ use testkit::{PASSWORD, TestApp, envelope, from_address, post_json};
 
 const PATH: &str = "/api/v1/users/change-password";
 
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn old_password_guesses_are_throttled_per_address_and_a_refusal_runs_no_hash() {
+    let _turn = TURN.lock().await;
     let t = TestApp::spawn_with(|v| {
         v.insert("THROTTLE_FREE_FAILURES".into(), "2".into());
         v.insert("THROTTLE_DELAY".into(), "1m".into());
@@ -58,4 +62,54 @@ async fn old_password_guesses_are_throttled_per_address_and_a_refusal_runs_no_ha
         1,
         "from another address the owner's old password is checked, once"
     );
+}
+
+#[tokio::test]
+async fn the_owners_device_cookie_outlasts_a_stranger_spending_their_shared_address() {
+    use shared::{
+        domain::UserId,
+        throttle::{SourceAddress, account},
+    };
+    let _turn = TURN.lock().await;
+    let t = TestApp::spawn_with(|v| {
+        v.insert("THROTTLE_ADDRESS_FAILURES".into(), "3".into());
+    })
+    .await;
+    let owner = t.seed_user("frank", "frank@example.com").await;
+    let stranger = t.seed_user("mallory", "mallory@example.com").await;
+    let (owner_session, stranger_session) = (t.sign_in(&owner).await, t.sign_in(&stranger).await);
+    // The device cookie frank's login handed his browser.
+    let throttle = t.app.throttle().expect("throttles");
+    let names = [
+        account::username("frank"),
+        account::email("frank@example.com"),
+        account::user_id(UserId(owner.id)),
+    ];
+    let device = throttle
+        .device_cookie(
+            &throttle.subject("login", &names[0], SourceAddress::unknown(), None),
+            [&names[0], &names[1], &names[2]],
+            &t.app.config.cookies,
+        )
+        .expect("device cookies are on by default");
+    let body = json!({"oldPassword": PASSWORD, "newPassword": "a brand new passphrase"});
+    let shared = "100.64.0.9";
+    for _ in 0..3 {
+        let guess = json!({"oldPassword": "guess", "newPassword": "a brand new passphrase"});
+        let req = from_address(stranger_session.cookie(post_json(PATH, &guess)), shared);
+        envelope(&handle(t.app, req).await, 400);
+    }
+    let before = verifications();
+    let req = from_address(owner_session.cookie(post_json(PATH, &body)), shared);
+    envelope(&handle(t.app, req).await, 429);
+    assert_eq!(
+        verifications(),
+        before,
+        "the shared address's budget is spent"
+    );
+
+    let req = from_address(owner_session.cookie(post_json(PATH, &body)), shared);
+    let req = testkit::with_cookie(req, "loginDevice", device.value());
+    envelope(&handle(t.app, req).await, 200);
+    assert_eq!(verifications() - before, 1, "checked on the owner's device");
 }

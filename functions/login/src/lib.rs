@@ -17,13 +17,13 @@
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::json;
 use shared::{
-    ApiError, App, FieldError,
+    ApiError, App, FieldError, cookies,
     domain::{Email, Password, SessionId, UserId, Username},
     error::chain,
-    http::{self, Reply, read_fields, take_string},
+    http::{self, Reply, cookie_value, read_fields, take_string},
     password::{self, Verdict},
     sessions,
-    throttle::{Admission, SourceAddress},
+    throttle::{self, Admission, SourceAddress},
     tokens::{new_jti, now_secs},
     users::{self, AfterLogin, Identifier, PublicUser, UserDoc},
 };
@@ -102,8 +102,10 @@ fn parse(req: &Request) -> Result<Credentials, ApiError> {
 /// the username decides (the account must match it), so varying the email buys no budget.
 fn throttle_account(identifier: &Identifier) -> String {
     match identifier {
-        Identifier::Username(u) | Identifier::Both { username: u, .. } => format!("u:{u}"),
-        Identifier::Email(e) => format!("e:{e}"),
+        Identifier::Username(u) | Identifier::Both { username: u, .. } => {
+            throttle::account::username(u)
+        }
+        Identifier::Email(e) => throttle::account::email(e),
     }
 }
 
@@ -112,10 +114,12 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
     let creds = parse(&req)?;
     let store = app.store().await?;
     let throttle = app.throttle()?;
+    let device = cookie_value(&req, cookies::DEVICE_COOKIE);
     let subject = throttle.subject(
         "login",
         &throttle_account(&creds.identifier),
         SourceAddress::of(&req),
+        device.as_deref(),
     );
     // Both whether or not the other refuses, so a refusal takes as long for every account.
     let (user, admission) = tokio::join!(
@@ -170,10 +174,22 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
         "accessToken": pair.access_token,
         "refreshToken": pair.refresh_token,
     });
+    let reply = Reply::new(StatusCode::OK, data, "User logged In Successfully")
+        .with_cookie(access_cookie)
+        .with_cookie(refresh_cookie);
+    // The browser's device, for this account's throttles from now on (under every name it can
+    // be presented by).
+    let names = [
+        throttle::account::username(&Username::normalise_for_lookup(&user.username)),
+        throttle::account::email(&Email::normalise_for_lookup(&user.email)),
+        throttle::account::user_id(user_id),
+    ];
+    let names = [names[0].as_str(), names[1].as_str(), names[2].as_str()];
     Ok(
-        Reply::new(StatusCode::OK, data, "User logged In Successfully")
-            .with_cookie(access_cookie)
-            .with_cookie(refresh_cookie),
+        match throttle.device_cookie(&subject, names, &app.config.cookies) {
+            Some(device) => reply.with_cookie(device),
+            None => reply,
+        },
     )
 }
 

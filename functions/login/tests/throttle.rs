@@ -1,5 +1,6 @@
 //! The login throttles against the real database: the growing delay of one address at one
-//! account, the address and account budgets, unknown accounts, and 50 concurrent guesses.
+//! account, the address and account budgets, unknown accounts, 50 concurrent guesses, and
+//! device cookies.
 //!
 //! Password checks are counted with `shared::password::verifications()`, a process-wide
 //! counter, so the tests of this binary take turns (`TURN`) rather than run side by side.
@@ -9,7 +10,7 @@ use lambda_http::{Body, Response};
 use login::handle;
 use serde_json::{Value, json};
 use shared::password::verifications;
-use testkit::{PASSWORD, TestApp, envelope, from_address, post_json};
+use testkit::{PASSWORD, TestApp, envelope, from_address, post_json, set_cookies, with_cookie};
 
 const ROUTE: &str = "/api/v1/users/login";
 const WRONG: &str = "not the password at all";
@@ -28,6 +29,27 @@ async fn app(vars: &[(&str, &str)]) -> TestApp {
 async fn login(t: &TestApp, ip: &str, username: &str, password: &str) -> Response<Body> {
     let body = json!({"username": username, "password": password});
     handle(t.app, from_address(post_json(ROUTE, &body), ip)).await
+}
+
+/// One login as [`login`], presenting `device` as the `loginDevice` cookie.
+async fn login_on(
+    t: &TestApp,
+    device: &str,
+    ip: &str,
+    username: &str,
+    password: &str,
+) -> Response<Body> {
+    let body = json!({"username": username, "password": password});
+    let req = with_cookie(post_json(ROUTE, &body), "loginDevice", device);
+    handle(t.app, from_address(req, ip)).await
+}
+
+/// The value of the `loginDevice` cookie a response sets, if it sets one.
+fn device_cookie(resp: &Response<Body>) -> Option<String> {
+    set_cookies(resp)
+        .into_iter()
+        .find(|c| c.name() == "loginDevice")
+        .map(|c| c.value().to_owned())
 }
 
 async fn status(t: &TestApp, ip: &str, username: &str, password: &str) -> u16 {
@@ -405,5 +427,154 @@ async fn a_returning_sign_in_leaves_the_trust_as_it_was_and_a_reset_rewrites_it(
             401,
             "the reset gave the free failures back"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_stranger_behind_the_owners_address_cannot_lock_out_the_owners_device() {
+    let _turn = TURN.lock().await;
+    let t = app(&[
+        ("THROTTLE_FREE_FAILURES", "2"),
+        ("THROTTLE_DELAY", "1m"),
+        ("THROTTLE_MAX_DELAY", "1m"),
+        ("THROTTLE_ADDRESS_FAILURES", "6"),
+        ("THROTTLE_ACCOUNT_FAILURES", "4"),
+    ])
+    .await;
+    t.seed_user("alice", "alice@example.com").await;
+    t.seed_user("bob", "bob@example.com").await;
+    // A carrier-grade NAT: the owner and a stranger share one public address.
+    let shared = "100.64.0.1";
+    let signed_in = login(&t, shared, "alice", PASSWORD).await;
+    envelope(&signed_in, 200);
+    let cookie = set_cookies(&signed_in)
+        .into_iter()
+        .find(|c| c.name() == "loginDevice")
+        .expect("a correct password hands out the device cookie");
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.same_site(), Some(cookie::SameSite::Strict));
+    assert_eq!(cookie.path(), Some("/api/v1/users"));
+    assert_eq!(
+        cookie.max_age(),
+        Some(cookie::time::Duration::days(30)),
+        "THROTTLE_TRUSTED_FOR"
+    );
+    let device = cookie.value().to_owned();
+
+    // The stranger: the pair's delay at alice from the shared address, then the address's
+    // budget across accounts, then (from two more addresses) the account's budget.
+    for _ in 0..2 {
+        assert_eq!(status(&t, shared, "alice", WRONG).await, 401);
+    }
+    throttled(&login(&t, shared, "alice", WRONG).await);
+    for i in 0..4 {
+        assert_eq!(status(&t, shared, &format!("ghost{i}"), WRONG).await, 401);
+    }
+    throttled(&login(&t, shared, "ghost9", WRONG).await);
+    for _ in 0..2 {
+        assert_eq!(status(&t, "203.0.113.50", "alice", WRONG).await, 401);
+    }
+    throttled(&login(&t, "203.0.113.51", "alice", WRONG).await);
+
+    let before = verifications();
+    throttled(&login(&t, shared, "alice", PASSWORD).await);
+    throttled(&login(&t, "198.51.100.200", "alice", PASSWORD).await);
+    assert_eq!(
+        verifications(),
+        before,
+        "without the cookie the owner is refused like anyone, and nothing is hashed"
+    );
+
+    let on_device = login_on(&t, &device, shared, "alice", PASSWORD).await;
+    envelope(&on_device, 200);
+    assert!(
+        device_cookie(&on_device).is_some(),
+        "renewed by every sign-in"
+    );
+    assert_eq!(
+        login_on(&t, &device, "198.51.100.200", "alice", PASSWORD)
+            .await
+            .status(),
+        200,
+        "the device counts as itself wherever it connects from"
+    );
+    assert_eq!(
+        login_on(&t, &device, shared, "alice", WRONG).await.status(),
+        401,
+        "a typo on the device is checked"
+    );
+    assert_eq!(verifications() - before, 3);
+
+    // The cookie is alice's alone, and only as it was issued.
+    let before = verifications();
+    throttled(&login_on(&t, &device, shared, "bob", PASSWORD).await);
+    let mut altered = device.into_bytes();
+    let last = altered.len() - 1;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).expect("ascii");
+    throttled(&login_on(&t, &altered, shared, "alice", PASSWORD).await);
+    assert_eq!(
+        verifications(),
+        before,
+        "neither is a device of the account"
+    );
+}
+
+#[tokio::test]
+async fn a_device_meets_its_own_delay_wherever_it_connects_from() {
+    let _turn = TURN.lock().await;
+    let t = app(&[
+        ("THROTTLE_FREE_FAILURES", "2"),
+        ("THROTTLE_DELAY", "1m"),
+        ("THROTTLE_MAX_DELAY", "1m"),
+    ])
+    .await;
+    t.seed_user("alice", "alice@example.com").await;
+    let home = "192.0.2.30";
+    let device = device_cookie(&login(&t, home, "alice", PASSWORD).await).expect("cookie");
+    // Whoever holds the cookie (a stolen one, say) is slowed like one address at the account.
+    for ip in ["198.51.100.31", "198.51.100.32"] {
+        assert_eq!(
+            login_on(&t, &device, ip, "alice", WRONG).await.status(),
+            401
+        );
+    }
+    let before = verifications();
+    throttled(&login_on(&t, &device, "198.51.100.33", "alice", PASSWORD).await);
+    throttled(&login_on(&t, &device, home, "alice", PASSWORD).await);
+    assert_eq!(
+        verifications(),
+        before,
+        "the device's delay, at every address"
+    );
+    assert_eq!(
+        status(&t, home, "alice", PASSWORD).await,
+        200,
+        "the device's failures are not the home address's"
+    );
+    // The same cookie logged in by email: it was issued for every name of the account.
+    let by_email = json!({"email": "ALICE@example.com", "password": PASSWORD});
+    let req = with_cookie(post_json(ROUTE, &by_email), "loginDevice", &device);
+    let resp = handle(t.app, from_address(req, "198.51.100.34")).await;
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "by email the device has a pair of its own"
+    );
+}
+
+#[tokio::test]
+async fn no_device_cookie_when_the_throttles_are_off_or_trust_is_zero() {
+    let _turn = TURN.lock().await;
+    for vars in [
+        [("THROTTLE_ENABLED", "false")],
+        [("THROTTLE_TRUSTED_FOR", "0s")],
+    ] {
+        let t = app(&vars).await;
+        t.seed_user("alice", "alice@example.com").await;
+        let resp = login(&t, "192.0.2.40", "alice", PASSWORD).await;
+        envelope(&resp, 200);
+        assert_eq!(device_cookie(&resp), None, "{vars:?}");
+        assert_eq!(set_cookies(&resp).len(), 2, "the two token cookies");
     }
 }

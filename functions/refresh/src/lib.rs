@@ -133,7 +133,7 @@ async fn exchange_node_token(
         return Err(ApiError::Unauthorized(INVALID_TOKEN));
     };
     let throttle = app.throttle()?;
-    let subject = throttle.subject("refresh", &format!("nrt:{user_id}"), address);
+    let subject = throttle.subject("refresh", &format!("nrt:{user_id}"), address, None);
     let (admission, user) = tokio::join!(
         throttle.check(store, &subject),
         users::find_by_id(store, user_id),

@@ -18,6 +18,9 @@ pub(super) struct Seen {
     pub account: Vec<i64>,
     /// Whether this address signed in to this account within `trusted_for`.
     pub trusted: bool,
+    /// Whether a device cookie vouched for this account: then `pair` is the device's, and
+    /// neither the address nor the account budget applies.
+    pub device: bool,
 }
 
 /// Which budget refused an attempt.
@@ -80,11 +83,14 @@ pub(super) fn over(cfg: &ThrottleConfig, now: i64, seen: &Seen) -> Vec<(Limit, i
     {
         limits.push((Limit::Pair, ready));
     }
-    if let Some(ready) = window_ready_at(&seen.address, cfg.address_failures, cfg.address_window) {
+    if let Some(ready) = window_ready_at(&seen.address, cfg.address_failures, cfg.address_window)
+        && !seen.device
+    {
         limits.push((Limit::Address, ready));
     }
     if let Some(ready) = window_ready_at(&seen.account, cfg.account_failures, cfg.account_window)
         && !seen.trusted
+        && !seen.device
     {
         limits.push((Limit::Account, ready));
     }
@@ -130,23 +136,29 @@ pub(super) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
+/// The defaults the README documents, for the unit tests.
+#[cfg(test)]
+pub(super) fn defaults() -> ThrottleConfig {
+    ThrottleConfig {
+        enabled: true,
+        free_failures: 5,
+        delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(900),
+        forget_after: Duration::from_secs(86_400),
+        address_failures: 100,
+        address_window: Duration::from_secs(86_400),
+        account_failures: 100,
+        account_window: Duration::from_secs(3600),
+        trusted_for: Duration::from_secs(30 * 86_400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cfg() -> ThrottleConfig {
-        ThrottleConfig {
-            enabled: true,
-            free_failures: 5,
-            delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(900),
-            forget_after: Duration::from_secs(86_400),
-            address_failures: 100,
-            address_window: Duration::from_secs(86_400),
-            account_failures: 100,
-            account_window: Duration::from_secs(3600),
-            trusted_for: Duration::from_secs(30 * 86_400),
-        }
+        defaults()
     }
 
     #[test]
@@ -211,6 +223,24 @@ mod tests {
             over(&c, 10_001, &at(3, 0, true)).len(),
             1,
             "but it is held to its own"
+        );
+        let device = Seen {
+            device: true,
+            ..at(3, 3, false)
+        };
+        assert_eq!(
+            over(&c, 10_001, &device),
+            vec![],
+            "a device the account's cookie vouches for is held to neither"
+        );
+        let delayed = Seen {
+            pair: vec![9_000; 6],
+            ..device
+        };
+        assert_eq!(
+            over(&c, 10_001, &delayed),
+            vec![(Limit::Pair, 9_000 + 2_000)],
+            "only to its own delay"
         );
     }
 
