@@ -402,12 +402,7 @@ pub async fn email_held_by_another(
         "users.email_held_by_another",
         async move {
             let filter = doc! {"$or": any_case(email.as_ref()), "_id": {"$ne": except.0}};
-            let found = collection(store)
-                .clone_with_type::<Document>()
-                .find_one(filter)
-                .projection(doc! {"_id": 1})
-                .await?;
-            Ok(found.is_some())
+            any(store, filter).await
         },
     )
     .await
@@ -430,40 +425,82 @@ impl AfterLogin {
     }
 }
 
-/// Applies [`AfterLogin`] in one update. If the lowercased email collides with another account
-/// (a pair the Node version kept apart by case), the rest is still applied and the email left
-/// as it is: the migration command reports such pairs for a human to resolve.
-pub async fn after_login(store: &Store, id: UserId, change: AfterLogin) -> Result<(), StoreError> {
-    timing::step(timing::Kind::Database, "users.after_login", async move {
-    if change.is_empty() {
-        return Ok(());
-    }
-    let update = |with_email: bool| {
-        let mut set = doc! {"updatedAt": DateTime::now()};
-        if let Some(h) = &change.password_hash {
-            set.insert("password", h);
+/// Called once a login's session is in: whether `read` (the user as the login read it) still
+/// has the password hash the login verified, applying `change` while it does.
+///
+/// A password change that lands between the login's read and its session's insert has already
+/// revoked the sessions it could see, so the login's would outlive it: the login asks after
+/// its insert, and discards its session if the hash changed (see the login function). The
+/// upgrade's update is filtered on the values it replaces (the hash verified, the email and
+/// the `refreshToken` as read), so it never undoes a password change, an email change or a
+/// Node login that came in between; it is then left for the next login. If the lowercased
+/// email collides with another account (a pair the Node version kept apart by case), the rest
+/// is still applied and the email left as it is: the migration command reports such pairs.
+pub async fn confirm_login(
+    store: &Store,
+    read: &UserDoc,
+    change: AfterLogin,
+) -> Result<bool, StoreError> {
+    timing::step(timing::Kind::Database, "users.confirm_login", async move {
+        let users = collection(store);
+        let unchanged = doc! {"_id": read.id, "password": &read.password};
+        if change.is_empty() {
+            return any(store, unchanged).await;
         }
-        if let (true, Some(e)) = (with_email, &change.email) {
-            set.insert("email", e);
-        }
-        let mut update = doc! {"$set": set};
-        if change.drop_refresh_token {
-            update.insert("$unset", doc! {"refreshToken": ""});
-        }
-        update
-    };
-    let users = collection(store);
-    match users.update_one(doc! {"_id": id.0}, update(true)).await {
-        Ok(_) => Ok(()),
-        Err(e) => match StoreError::from(e) {
-            StoreError::Duplicate(_) => {
-                tracing::warn!(user_id = %id, "a Node-era email could not be lowercased: another account has it");
-                users.update_one(doc! {"_id": id.0}, update(false)).await?;
-                Ok(())
+        let apply = |with_email: bool| {
+            let mut filter = unchanged.clone();
+            let mut set = doc! {"updatedAt": DateTime::now()};
+            if let Some(h) = &change.password_hash {
+                set.insert("password", h);
             }
-            other => Err(other),
-        },
-    }
+            if let (true, Some(e)) = (with_email, &change.email) {
+                filter.insert("email", &read.email);
+                set.insert("email", e);
+            }
+            let mut update = doc! {"$set": set};
+            if let (true, Some(token)) = (change.drop_refresh_token, &read.refresh_token) {
+                filter.insert("refreshToken", token);
+                update.insert("$unset", doc! {"refreshToken": ""});
+            }
+            users.update_one(filter, update)
+        };
+        let applied = match apply(true).await.map_err(StoreError::from) {
+            Err(StoreError::Duplicate(_)) => {
+                tracing::warn!(user_id = %read.id, "a Node-era email could not be lowercased: another account has it");
+                apply(false).await?
+            }
+            other => other?,
+        };
+        if applied.matched_count == 1 {
+            return Ok(true);
+        }
+        // Something changed since the read: the upgrade waits for the next login. Whether the
+        // password is among it decides the login.
+        tracing::info!(user_id = %read.id, "the account changed during the login; its upgrade is left for the next one");
+        any(store, unchanged).await
+    })
+    .await
+}
+
+/// Whether some user matches `filter` (only its `_id` is fetched).
+async fn any(store: &Store, filter: Document) -> Result<bool, StoreError> {
+    let found = collection(store)
+        .clone_with_type::<Document>()
+        .find_one(filter)
+        .projection(doc! {"_id": 1})
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The stored password hash of `id`, if the user still exists.
+pub async fn password_of(store: &Store, id: UserId) -> Result<Option<String>, StoreError> {
+    timing::step(timing::Kind::Database, "users.password_of", async move {
+        let found = collection(store)
+            .clone_with_type::<Document>()
+            .find_one(doc! {"_id": id.0})
+            .projection(doc! {"password": 1})
+            .await?;
+        Ok(found.and_then(|d| d.get_str("password").ok().map(str::to_owned)))
     })
     .await
 }

@@ -136,6 +136,19 @@ impl Proxy {
     pub fn held(&self) -> bool {
         self.done.load(Ordering::SeqCst)
     }
+
+    /// Waits, at most 10 s, until the command armed by [`Proxy::hold_next`] is being held;
+    /// panics naming `what` if it never comes.
+    pub async fn wait_held(&self, what: &str) {
+        let waiting = std::time::Instant::now();
+        while !self.held() {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(10),
+                "{what} never came"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl Drop for Proxy {

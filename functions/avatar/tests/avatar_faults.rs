@@ -421,14 +421,7 @@ async fn an_image_changed_while_our_write_stalled_is_kept_and_ours_destroyed() {
     let app = t.app;
     let req = signed_in.cookie(avatar_form(png(1)));
     let pending = tokio::spawn(async move { avatar::handle(app, req).await });
-    let waiting = Instant::now();
-    while !proxy.held() {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(10),
-            "the write never came"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    proxy.wait_held("the write").await;
     t.db.collection::<Document>("users")
         .update_one(
             doc! {"_id": user.id},

@@ -7,7 +7,9 @@
 //!
 //! A Node-era account is brought up to date by its first successful login, in the same request:
 //! its bcrypt hash becomes argon2id, its plaintext `refreshToken` is removed, and an email it
-//! stored in mixed case is lowercased (see `users::after_login`).
+//! stored in mixed case is lowercased (see `users::confirm_login`). That runs after the session's
+//! insert and also confirms that the password verified is still the account's: a password change
+//! that landed in between would otherwise leave this session alive (see `still_valid`).
 //!
 //! Before any password is checked, the throttles (`shared::throttle`) record the attempt and
 //! may refuse it with a 429 and `Retry-After`; they count the account as presented (username,
@@ -145,25 +147,26 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
     let user_id = UserId(user.id);
     let upgrade = upgrade(&user, presented, needs_rehash).await;
     let jti = new_jti();
+    let sid = SessionId::generate();
     let open = sessions::create(
         store,
-        SessionId::generate(),
+        sid.clone(),
         user_id,
         user.claims(),
         &jti,
         app.config.tokens.session_max_age,
     );
-    // All writes at once: the upgrade and the throttle's reset are best effort, the login has
-    // succeeded either way.
-    let (session, upgraded, ()) = tokio::join!(
-        open,
-        users::after_login(store, user_id, upgrade),
-        attempt.succeeded(store),
-    );
-    if let Err(e) = upgraded {
-        tracing::warn!(error = %chain(&e), "could not bring a Node-era or weaker account up to date");
-    }
+    // The throttle's reset is best effort, the login has succeeded either way.
+    let (session, ()) = tokio::join!(open, attempt.succeeded(store));
     let session = session?;
+    // Only now, with the session in: a password change that came after the read revoked the
+    // sessions it saw, and this one was not among them.
+    if let Err(e) = still_valid(store, &user, presented, upgrade).await {
+        if let Err(d) = sessions::discard(store, &sid).await {
+            tracing::warn!(error = %chain(&d), session_id = %session.id, "could not discard an unused session; none of its tokens was handed out");
+        }
+        return Err(e);
+    }
     let pair = app
         .tokens
         .issue(session.grant(), &jti, now_secs())
@@ -191,6 +194,35 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
             None => reply,
         },
     )
+}
+
+/// Whether the password this login verified is still the account's, asked after its session
+/// is in (see `users::confirm_login`), bringing the account up to date while it is. If the hash
+/// changed meanwhile, the presented password is checked against the new one: another login's
+/// upgrade changes the hash but not the password; a password change changes both, and then
+/// the login fails as it would have a moment later (401), so its session does not outlive the
+/// change. A database error fails the login (503): a session nobody checked is not handed out.
+async fn still_valid(
+    store: &shared::store::Store,
+    user: &UserDoc,
+    presented: &str,
+    upgrade: AfterLogin,
+) -> Result<(), ApiError> {
+    if users::confirm_login(store, user, upgrade).await? {
+        return Ok(());
+    }
+    let current = users::password_of(store, UserId(user.id)).await?;
+    let still = match current {
+        Some(hash) => password::verify(presented, Some(&hash))
+            .await
+            .map_err(ApiError::internal)?,
+        None => Verdict::Mismatch,
+    };
+    if matches!(still, Verdict::Match { .. }) {
+        return Ok(());
+    }
+    tracing::info!(user_id = %user.id, "the password changed during the login; its session is discarded");
+    Err(ApiError::Unauthorized(INVALID_CREDENTIALS))
 }
 
 /// What this login brings the stored user up to date with: a fresh argon2id hash for a bcrypt

@@ -80,10 +80,12 @@ async fn logout(app: &App, req: Request) -> Result<Reply, ApiError> {
         Scope::ThisDevice => tracing::info!("logout of a session that had ended: nothing revoked"),
         Scope::AllDevices => {
             if live {
-                let (ended, ()) = tokio::try_join!(
-                    sessions::revoke_all_of(store, caller.user_id, None),
-                    users::forget_node_refresh_token(store, caller.user_id),
-                )?;
+                // The Node-era token first: an exchange that removes it before us has inserted
+                // its session already, so the revoke below ends it; one that finds it gone
+                // discards its session itself (see the refresh function). Concurrently, the
+                // revoke could miss a session exchanged between the two.
+                users::forget_node_refresh_token(store, caller.user_id).await?;
+                let ended = sessions::revoke_all_of(store, caller.user_id, None).await?;
                 tracing::info!(user_id = %caller.user_id, ended, "signed out of every device");
             } else {
                 tracing::info!(

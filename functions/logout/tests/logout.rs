@@ -150,6 +150,44 @@ async fn all_devices_also_ends_a_node_era_refresh_token_still_stored() {
     );
 }
 
+/// The exchange of a Node-era token races a logout of every device: the logout's removal of
+/// the token stalls (a proxy holds it) while the exchange opens its session and takes the
+/// token. The revoke must come after the removal, or it misses that session.
+#[tokio::test]
+async fn an_exchange_racing_a_logout_of_every_device_is_signed_out_too() {
+    use std::time::Duration;
+    let proxy = testkit::wire::Proxy::start(&testkit::Services::from_env().mongodb_uri).await;
+    let uri = proxy.uri();
+    let t = TestApp::spawn_with(|v| {
+        v.insert("MONGODB_URI".into(), uri);
+    })
+    .await;
+    let node = testkit::node::node_user("pat")
+        .logged_in(t.var("REFRESH_TOKEN_SECRET"), Duration::from_secs(3600))
+        .insert(&t.db)
+        .await;
+    let node_token = node.refresh_token.clone().expect("a Node-era token");
+    let user = t.user(node.id).await.expect("exists");
+    let s = t.sign_in(&user).await;
+    proxy.hold_next("update", "users", Duration::from_secs(2));
+    let app = t.app;
+    let all = s.cookie(post_json(PATH, &json!({"allDevices": true})));
+    let pending = tokio::spawn(async move { handle(app, all).await });
+    proxy.wait_held("the token's removal").await;
+    let exchange = refresh::handle(t.app, testkit::refresh_request(&node_token)).await;
+    envelope(&exchange, 200);
+    assert_logged_out(&pending.await.expect("the handler does not panic"));
+    let live =
+        t.db.collection::<mongodb::bson::Document>("sessions")
+            .count_documents(mongodb::bson::doc! {"revokedAt": null})
+            .await
+            .expect("count");
+    assert_eq!(
+        live, 0,
+        "the exchanged session was signed out with the rest"
+    );
+}
+
 #[tokio::test]
 async fn all_devices_from_a_form_or_as_false_or_an_empty_body_behave_as_written() {
     let t = TestApp::spawn().await;

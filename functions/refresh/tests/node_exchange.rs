@@ -1,6 +1,6 @@
 //! Sessions that were open on the Node version at the switch survive: its refresh token, while
 //! it still equals the user's stored `refreshToken`, is exchanged once for a session of ours.
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mongodb::bson::{Document, doc};
 use refresh::handle;
@@ -222,11 +222,7 @@ async fn a_node_era_token_removed_during_its_exchange_opens_no_session() {
     proxy.hold_next("insert", "sessions", Duration::from_secs(2));
     let app = t.app;
     let pending = tokio::spawn(async move { handle(app, refresh_request(&token)).await });
-    let waiting = Instant::now();
-    while !proxy.held() {
-        assert!(waiting.elapsed() < Duration::from_secs(10), "never held");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    proxy.wait_held("the session's insert").await;
     t.db.collection::<Document>("users")
         .update_one(doc! {"_id": node.id}, doc! {"$unset": {"refreshToken": ""}})
         .await
