@@ -22,7 +22,7 @@
 //! so no more than the budget get past the reads, however many race. A refused attempt deletes
 //! its record (refusals are not failures, and an attacker's flood does not fill the
 //! collection); a checked one keeps it, and it becomes the failure record; a correct password
-//! deletes it beside the session's insert. The pair's trust document (by `_id`, read beside
+//! deletes it (login: beside its confirmation read, after the session's insert). The pair's trust document (by `_id`, read beside
 //! the insert) holds the time of its last correct password: that time resets the pair's count,
 //! and while it is younger than `THROTTLE_TRUSTED_FOR` the address is exempt from the
 //! account's budget. A correct password rewrites it only when that says something new (there

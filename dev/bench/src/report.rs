@@ -430,7 +430,7 @@ impl Report {
             ) {
                 let _ = writeln!(
                     t,
-                    "    login, throttles on, vs its floor with the throttles' steps bare: {:.3}x",
+                    "    login, throttles on, vs its floor with the confirmation read and the throttles' steps bare: {:.3}x",
                     on / bare
                 );
             }

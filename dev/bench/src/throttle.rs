@@ -4,20 +4,21 @@
 //! The floor is what a successful login cannot skip, each step bare, one after the other as
 //! login must run them: the user's lookup by name, one argon2id verification (in kept working
 //! memory, timed on its thread, as [`crate::floors::login_floor`]), and the session's insert.
-//! The throttled login adds, beside the lookup, its attempt's insert with the pair's trust read
-//! beside it and then the budgets' one read; and beside the session's insert, the delete of its
-//! attempt record (and the trust's rewrite when that says something new, which a returning
+//! Every login then reads the user once more, to confirm the hash it verified (not in the
+//! floor: it is login's guard against a racing password change, not a throttle's step). The
+//! throttled login adds, beside the lookup, its attempt's insert with the pair's trust read
+//! beside it and then the budgets' one read; and beside that confirmation read, the delete of
+//! its attempt record (and the trust's rewrite when that says something new, which a returning
 //! user's sign-in does not).
 //!
 //! A fifth series runs those extra steps bare beside the floor's, with the driver and documents
 //! of the same shape in the same collections, arranged as login arranges them: (the lookup
-//! beside (the insert beside the trust read, then the budgets' read)), the verify, then (the
-//! session's insert beside the delete). It is what the throttles' design costs on this server
+//! beside (the insert beside the trust read, then the budgets' read)), the verify, the
+//! session's insert, then (the confirmation read beside the delete). It is what the throttles' design costs on this server
 //! with nothing of the handler around it, so the handler's series against it says how much of
 //! the throttles' cost is their own code and how much is the server's round trips. A sixth runs
 //! the same with the delete after the timing stops: the steps before the verify alone, so the
-//! two halves' shares can be told apart (on MongoDB the second runs in parallel with the
-//! session's insert; FerretDB's single SQLite writer queues it behind).
+//! two halves' shares can be told apart.
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
@@ -117,6 +118,12 @@ pub async fn login(
             .await
             .map_err(|e| format!("the bare steps' failures: {e}"))?;
     }
+    let user_id = users
+        .find_one(doc! {"username": username})
+        .await
+        .map_err(|e| format!("the bench user: {e}"))?
+        .and_then(|d| d.get_object_id("_id").ok())
+        .ok_or("the bench user is missing")?;
     let windows = (cfg.forget_after, cfg.address_window, cfg.account_window);
     let (users, sessions, attempts, trusted, stored) =
         (&users, &sessions, &attempts, &trusted, &stored);
@@ -145,6 +152,17 @@ pub async fn login(
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
+    // Login's read after the session's insert (`users::confirm_login`): by `_id` and hash.
+    let confirm = || async move {
+        let found = users
+            .find_one(doc! {"_id": user_id, "password": stored.as_ref()})
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(|e| e.to_string())?;
+        found
+            .map(|_| ())
+            .ok_or_else(|| "the bench user's hash changed".to_owned())
+    };
     // Each step timed bare and added up.
     let floor = || async move {
         let started = Instant::now();
@@ -155,7 +173,8 @@ pub async fn login(
         insert_session().await?;
         Ok(looked_up + verified + started.elapsed())
     };
-    // The same, with the throttles' steps beside the lookup and the session's insert.
+    // The same, with the throttles' steps beside the lookup and beside the confirmation read
+    // that follows the session's insert (which the floor does not have).
     // With `timed_delete` false the delete runs after the timing stops: the steps before the
     // verify alone, with the collection as the other series leave it.
     let with_steps = |timed_delete: bool| async move {
@@ -202,16 +221,17 @@ pub async fn login(
                 .map_err(|e| e.to_string())
         };
         let started = Instant::now();
+        insert_session().await?;
         if timed_delete {
-            let (inserted, deleted) = tokio::join!(insert_session(), delete());
-            inserted?;
+            let (confirmed, deleted) = tokio::join!(confirm(), delete());
+            confirmed?;
             deleted?;
             Ok(checked + verified + started.elapsed())
         } else {
-            insert_session().await?;
-            let inserted = started.elapsed();
+            confirm().await?;
+            let confirmed = started.elapsed();
             delete().await?;
-            Ok(checked + verified + inserted)
+            Ok(checked + verified + confirmed)
         }
     };
     let sides: [(String, &mut dyn AnySide); 6] = [
@@ -233,7 +253,7 @@ pub async fn login(
         ),
         (BARE_STEPS.to_owned(), &mut Floor(|| with_steps(true))),
         (
-            "floor + the throttles' steps before the verify".to_owned(),
+            "floor + the confirmation read + the throttles' steps before the verify".to_owned(),
             &mut Floor(|| with_steps(false)),
         ),
     ];
@@ -249,4 +269,4 @@ pub async fn login(
 pub const THROTTLES_ON: &str = "login, throttles on";
 
 /// The name of the series that runs the throttles' steps bare beside the floor's.
-pub const BARE_STEPS: &str = "floor + the throttles' steps, bare";
+pub const BARE_STEPS: &str = "floor + the confirmation read + the throttles' steps, bare";

@@ -14,8 +14,8 @@
 //! Before any password is checked, the throttles (`shared::throttle`) record the attempt and
 //! may refuse it with a 429 and `Retry-After`; they count the account as presented (username,
 //! or email), so an account that does not exist is throttled exactly like one that does. The
-//! throttle's records are read beside the account lookup, and its success write beside the
-//! session's insert.
+//! throttle's records are read beside the account lookup, and its success write runs beside the
+//! confirmation read that follows the session's insert.
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::json;
 use shared::{
@@ -156,12 +156,21 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
         &jti,
         app.config.tokens.session_max_age,
     );
-    // The throttle's reset is best effort, the login has succeeded either way.
-    let (session, ()) = tokio::join!(open, attempt.succeeded(store));
+    // The session first; then, beside the throttle's success write (best effort: the password
+    // was right either way), whether the account still has the password verified: a password
+    // change that came after the read revoked the sessions it saw, and this one was not among
+    // them. The write runs beside a read rather than beside the insert, so that a database
+    // with one writer does not queue it behind the insert.
+    let session = open.await;
+    let confirmed = async {
+        match &session {
+            Ok(_) => still_valid(store, &user, presented, upgrade).await,
+            Err(_) => Ok(()),
+        }
+    };
+    let (confirmed, ()) = tokio::join!(confirmed, attempt.succeeded(store));
     let session = session?;
-    // Only now, with the session in: a password change that came after the read revoked the
-    // sessions it saw, and this one was not among them.
-    if let Err(e) = still_valid(store, &user, presented, upgrade).await {
+    if let Err(e) = confirmed {
         if let Err(d) = sessions::discard(store, &sid).await {
             tracing::warn!(error = %chain(&d), session_id = %session.id, "could not discard an unused session; none of its tokens was handed out");
         }
