@@ -43,10 +43,12 @@
 //!
 //! **Device cookies** (see [`device`]): a correct password at login hands the browser a signed
 //! cookie for the account. An attempt that presents one for the account it names is counted
-//! under that device rather than its address (its own pair, with the same growing delay) and is
-//! exempt from the address and account budgets: a stranger who shares the owner's address (a
-//! carrier-grade NAT, an office) can spend those, and the pair's delay at that address, but not
-//! the owner's device's. Without such a cookie an attempt is counted as above, so whether an
+//! under that device rather than its address (its own pair, with the same growing delay), is
+//! exempt from the address budget, and meets an account budget that only the account's devices
+//! share (trusted or not): a stranger who shares the owner's address (a carrier-grade NAT, an
+//! office) can spend the address's budget, its delay at the account and the account's budget,
+//! but not the owner's device's; and cookies minted by signing in many times cannot multiply
+//! the account's budget. Without such a cookie an attempt is counted as above, so whether an
 //! account exists still changes nothing.
 //!
 //! If the counts cannot be read or written the password is checked as without throttling (the
@@ -232,15 +234,24 @@ impl Throttle {
             .and_then(|value| device::decode(&self.device_key, value))
             .filter(|d| d.vouches_for(&account_raw, now_secs(), self.cfg.trusted_for))
             .map(|d| d.id);
-        let pair = match &device {
-            Some(id) => self.hash(b"pair", &format!("{account}\0device:{}", id.hex())),
-            None => self.hash(b"pair", &format!("{account}\0{address}")),
+        // A device has its own pair, and the account's devices share an account budget of
+        // their own: strangers without a cookie cannot spend it, and cookies minted by logging
+        // in many times (with a password since changed, say) cannot multiply it.
+        let (pair, account_key) = match &device {
+            Some(id) => (
+                self.hash(b"pair", &format!("{account}\0device:{}", id.hex())),
+                self.hash(b"account devices", account),
+            ),
+            None => (
+                self.hash(b"pair", &format!("{account}\0{address}")),
+                hex::encode(account_raw),
+            ),
         };
         Subject {
             route,
             pair,
             address_key: self.hash(b"address", address.as_str()),
-            account_key: hex::encode(account_raw),
+            account_key,
             address,
             device,
         }
@@ -566,9 +577,12 @@ mod tests {
             .expect("the cookie vouches for the account");
         assert_ne!(on_device.pair, first.pair, "the device's own pair");
         assert_eq!(
-            (&on_device.address_key, &on_device.account_key),
-            (&first.address_key, &first.account_key),
-            "still recorded under the address and the account, for the others' budgets"
+            on_device.address_key, first.address_key,
+            "still recorded under the address, for the others' budget"
+        );
+        assert_ne!(
+            on_device.account_key, first.account_key,
+            "and under the account's devices' budget, which strangers do not spend"
         );
         let elsewhere = at(&t, "u:alice", [198, 51, 100, 9], Some(cookie.value()));
         assert_eq!(

@@ -66,10 +66,6 @@ async fn old_password_guesses_are_throttled_per_address_and_a_refusal_runs_no_ha
 
 #[tokio::test]
 async fn the_owners_device_cookie_outlasts_a_stranger_spending_their_shared_address() {
-    use shared::{
-        domain::UserId,
-        throttle::{SourceAddress, account},
-    };
     let _turn = TURN.lock().await;
     let t = TestApp::spawn_with(|v| {
         v.insert("THROTTLE_ADDRESS_FAILURES".into(), "3".into());
@@ -79,19 +75,19 @@ async fn the_owners_device_cookie_outlasts_a_stranger_spending_their_shared_addr
     let stranger = t.seed_user("mallory", "mallory@example.com").await;
     let (owner_session, stranger_session) = (t.sign_in(&owner).await, t.sign_in(&stranger).await);
     // The device cookie frank's login handed his browser.
-    let throttle = t.app.throttle().expect("throttles");
-    let names = [
-        account::username("frank"),
-        account::email("frank@example.com"),
-        account::user_id(UserId(owner.id)),
-    ];
-    let device = throttle
-        .device_cookie(
-            &throttle.subject("login", &names[0], SourceAddress::unknown(), None),
-            [&names[0], &names[1], &names[2]],
-            &t.app.config.cookies,
-        )
-        .expect("device cookies are on by default");
+    let signed_in = login::handle(
+        t.app,
+        post_json(
+            "/api/v1/users/login",
+            &json!({"username": "frank", "password": PASSWORD}),
+        ),
+    )
+    .await;
+    envelope(&signed_in, 200);
+    let device = testkit::set_cookies(&signed_in)
+        .into_iter()
+        .find(|c| c.name() == "loginDevice")
+        .expect("login sets the device cookie");
     let body = json!({"oldPassword": PASSWORD, "newPassword": "a brand new passphrase"});
     let shared = "100.64.0.9";
     for _ in 0..3 {

@@ -552,14 +552,65 @@ async fn a_device_meets_its_own_delay_wherever_it_connects_from() {
         200,
         "the device's failures are not the home address's"
     );
-    // The same cookie logged in by email: it was issued for every name of the account.
-    let by_email = json!({"email": "ALICE@example.com", "password": PASSWORD});
-    let req = with_cookie(post_json(ROUTE, &by_email), "loginDevice", &device);
-    let resp = handle(t.app, from_address(req, "198.51.100.34")).await;
+    // The same cookie, logging in by email: it was issued for every name of the account. The
+    // address's pair at the email is delayed; the device's is not.
+    let by_email = |password: &str, device: Option<&str>| {
+        let body = json!({"email": "ALICE@example.com", "password": password});
+        let req = post_json(ROUTE, &body);
+        let req = match device {
+            Some(d) => with_cookie(req, "loginDevice", d),
+            None => req,
+        };
+        from_address(req, "198.51.100.34")
+    };
+    for _ in 0..2 {
+        assert_eq!(handle(t.app, by_email(WRONG, None)).await.status(), 401);
+    }
+    throttled(&handle(t.app, by_email(PASSWORD, None)).await);
     assert_eq!(
-        resp.status().as_u16(),
+        handle(t.app, by_email(PASSWORD, Some(&device)))
+            .await
+            .status(),
         200,
-        "by email the device has a pair of its own"
+        "by email too the device counts as itself"
+    );
+}
+
+#[tokio::test]
+async fn cookies_minted_by_many_sign_ins_share_one_budget_at_the_account() {
+    let _turn = TURN.lock().await;
+    let t = app(&[
+        ("THROTTLE_FREE_FAILURES", "5"),
+        ("THROTTLE_ACCOUNT_FAILURES", "3"),
+    ])
+    .await;
+    t.seed_user("alice", "alice@example.com").await;
+    // Someone who had the password signs in four times and keeps four devices.
+    let mut devices = Vec::new();
+    for _ in 0..4 {
+        let resp = login(&t, "203.0.113.70", "alice", PASSWORD).await;
+        devices.push(device_cookie(&resp).expect("cookie"));
+    }
+    // Then guesses with each: one failure per device, three in all.
+    for device in &devices[..3] {
+        assert_eq!(
+            login_on(&t, device, "203.0.113.70", "alice", WRONG)
+                .await
+                .status(),
+            401
+        );
+    }
+    let before = verifications();
+    throttled(&login_on(&t, &devices[3], "203.0.113.71", "alice", WRONG).await);
+    assert_eq!(
+        verifications(),
+        before,
+        "the devices' account budget is spent, for every one of them"
+    );
+    assert_eq!(
+        status(&t, "203.0.113.72", "alice", PASSWORD).await,
+        200,
+        "which is not the budget of logins without a cookie"
     );
 }
 

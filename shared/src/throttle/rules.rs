@@ -18,8 +18,9 @@ pub(super) struct Seen {
     pub account: Vec<i64>,
     /// Whether this address signed in to this account within `trusted_for`.
     pub trusted: bool,
-    /// Whether a device cookie vouched for this account: then `pair` is the device's, and
-    /// neither the address nor the account budget applies.
+    /// Whether a device cookie vouched for this account: then `pair` is the device's,
+    /// `account` the account's devices', the address budget does not apply and the account
+    /// budget applies even to a trusted pair.
     pub device: bool,
 }
 
@@ -89,8 +90,7 @@ pub(super) fn over(cfg: &ThrottleConfig, now: i64, seen: &Seen) -> Vec<(Limit, i
         limits.push((Limit::Address, ready));
     }
     if let Some(ready) = window_ready_at(&seen.account, cfg.account_failures, cfg.account_window)
-        && !seen.trusted
-        && !seen.device
+        && (seen.device || !seen.trusted)
     {
         limits.push((Limit::Account, ready));
     }
@@ -226,12 +226,21 @@ mod tests {
         );
         let device = Seen {
             device: true,
-            ..at(3, 3, false)
+            ..at(3, 2, true)
         };
         assert_eq!(
             over(&c, 10_001, &device),
             vec![],
-            "a device the account's cookie vouches for is held to neither"
+            "a device the account's cookie vouches for is not held to the address's budget"
+        );
+        let spent = Seen {
+            device: true,
+            ..at(0, 3, true)
+        };
+        assert_eq!(
+            over(&c, 10_001, &spent),
+            vec![(Limit::Account, 8_000 + 3_600_000)],
+            "but to its devices' account budget, trusted or not"
         );
         let delayed = Seen {
             pair: vec![9_000; 6],
@@ -240,7 +249,7 @@ mod tests {
         assert_eq!(
             over(&c, 10_001, &delayed),
             vec![(Limit::Pair, 9_000 + 2_000)],
-            "only to its own delay"
+            "and to its own delay"
         );
     }
 
