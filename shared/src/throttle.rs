@@ -232,7 +232,7 @@ impl Throttle {
         let device = device_cookie
             .filter(|_| self.devices_on())
             .and_then(|value| device::decode(&self.device_key, value))
-            .filter(|d| d.vouches_for(&account_raw, now_secs(), self.cfg.trusted_for))
+            .filter(|d| d.vouches_for(&account_raw, timing::unix_secs(), self.cfg.trusted_for))
             .map(|d| d.id);
         // A device has its own pair, and the account's devices share an account budget of
         // their own: strangers without a cookie cannot spend it, and cookies minted by logging
@@ -269,7 +269,7 @@ impl Throttle {
     pub fn device_cookie(
         &self,
         subject: &Subject,
-        accounts: [&str; device::ACCOUNTS],
+        accounts: &[String; device::ACCOUNTS],
         cookie: &CookieConfig,
     ) -> Option<cookie::Cookie<'static>> {
         if !self.devices_on() {
@@ -277,8 +277,8 @@ impl Throttle {
         }
         let issued = device::Device {
             id: subject.device.unwrap_or_else(DeviceId::generate),
-            issued_at_secs: now_secs(),
-            accounts: accounts.map(|a| self.raw_hash(b"account", a)),
+            issued_at_secs: timing::unix_secs(),
+            accounts: accounts.each_ref().map(|a| self.raw_hash(b"account", a)),
         };
         Some(cookies::device(
             cookie,
@@ -523,10 +523,6 @@ impl Attempt {
     }
 }
 
-fn now_secs() -> u64 {
-    u64::try_from(DateTime::now().timestamp_millis() / 1000).unwrap_or(0)
-}
-
 fn after(now_ms: i64, d: Duration) -> DateTime {
     DateTime::from_millis(now_ms.saturating_add(rules::millis(d)))
 }
@@ -551,6 +547,10 @@ mod tests {
         "id:65a000000000000000000001",
     ];
 
+    fn names() -> [String; 3] {
+        NAMES.map(str::to_owned)
+    }
+
     fn at(t: &Throttle, account: &str, ip: [u8; 4], cookie: Option<&str>) -> Subject {
         let address = SourceAddress::from_ip(std::net::IpAddr::from(ip));
         t.subject("login", account, address, cookie)
@@ -568,7 +568,7 @@ mod tests {
         let t = throttle(true, MONTH);
         let first = at(&t, "u:alice", [192, 0, 2, 1], None);
         assert_eq!(first.device, None);
-        let cookie = t.device_cookie(&first, NAMES, &cookies()).expect("on");
+        let cookie = t.device_cookie(&first, &names(), &cookies()).expect("on");
         assert_eq!(cookie.name(), cookies::DEVICE_COOKIE);
 
         let on_device = at(&t, "u:alice", [192, 0, 2, 1], Some(cookie.value()));
@@ -603,14 +603,16 @@ mod tests {
             "another account"
         );
 
-        let renewed = t.device_cookie(&on_device, NAMES, &cookies()).expect("on");
+        let renewed = t
+            .device_cookie(&on_device, &names(), &cookies())
+            .expect("on");
         assert_eq!(
             at(&t, "u:alice", [192, 0, 2, 1], Some(renewed.value())).device,
             Some(device),
             "for the same device"
         );
         let other = throttle(true, MONTH);
-        let fresh = t.device_cookie(&first, NAMES, &cookies()).expect("on");
+        let fresh = t.device_cookie(&first, &names(), &cookies()).expect("on");
         assert_ne!(
             at(&t, "u:alice", [192, 0, 2, 1], Some(fresh.value())).device,
             Some(device),
@@ -628,12 +630,16 @@ mod tests {
     fn no_device_cookie_is_issued_or_honoured_with_the_throttles_off_or_no_trust() {
         let on = throttle(true, MONTH);
         let issued = on
-            .device_cookie(&at(&on, "u:alice", [192, 0, 2, 1], None), NAMES, &cookies())
+            .device_cookie(
+                &at(&on, "u:alice", [192, 0, 2, 1], None),
+                &names(),
+                &cookies(),
+            )
             .expect("on");
         for off in [throttle(false, MONTH), throttle(true, Duration::ZERO)] {
             let subject = at(&off, "u:alice", [192, 0, 2, 1], Some(issued.value()));
             assert_eq!(subject.device, None);
-            assert!(off.device_cookie(&subject, NAMES, &cookies()).is_none());
+            assert!(off.device_cookie(&subject, &names(), &cookies()).is_none());
         }
         let rotated = Throttle::new(on.cfg, &SecretString::from("t".repeat(32)));
         assert_eq!(

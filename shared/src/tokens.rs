@@ -322,13 +322,22 @@ fn secs(d: Duration) -> i64 {
 
 /// HMAC-SHA256 of `message` under `key`: the one MAC the crate derives ids and keys with.
 pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    hmac(key, message).finalize().into_bytes().into()
+}
+
+/// Whether `tag` is [`hmac_sha256`] of `message` under `key`, compared in constant time.
+pub(crate) fn hmac_sha256_verify(key: &[u8], message: &[u8], tag: &[u8]) -> bool {
+    hmac(key, message).verify_slice(tag).is_ok()
+}
+
+fn hmac(key: &[u8], message: &[u8]) -> Hmac<Sha256> {
     let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
         Ok(mac) => mac,
         // HMAC takes keys of any length; the error exists only for fixed-key-size MACs.
         Err(_) => unreachable!("HMAC accepts keys of every length"),
     };
     mac.update(message);
-    mac.finalize().into_bytes().into()
+    mac
 }
 
 fn sign<T: Serialize>(typ: &str, claims: &T, key: &EncodingKey) -> Result<String, TokenError> {

@@ -196,9 +196,8 @@ async fn login(app: &App, req: Request) -> Result<Reply, ApiError> {
         throttle::account::email(&Email::normalise_for_lookup(&user.email)),
         throttle::account::user_id(user_id),
     ];
-    let names = [names[0].as_str(), names[1].as_str(), names[2].as_str()];
     Ok(
-        match throttle.device_cookie(&subject, names, &app.config.cookies) {
+        match throttle.device_cookie(&subject, &names, &app.config.cookies) {
             Some(device) => reply.with_cookie(device),
             None => reply,
         },

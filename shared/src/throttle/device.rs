@@ -18,8 +18,8 @@
 use std::time::Duration;
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac as _};
-use sha2::Sha256;
+
+use crate::tokens::{hmac_sha256, hmac_sha256_verify};
 
 const PREFIX: &str = "d1.";
 const ID_LEN: usize = 16;
@@ -30,7 +30,7 @@ pub(super) const ACCOUNTS: usize = 3;
 const PAYLOAD_LEN: usize = ID_LEN + 8 + ACCOUNTS * ACCOUNT_LEN;
 const MAC_LEN: usize = 32;
 /// A cookie issued further ahead than this by another instance's clock is refused.
-const CLOCK_SKEW_SECS: u64 = 300;
+const CLOCK_SKEW_SECS: i64 = 300;
 
 /// A device the owner's browser proved by its cookie; the throttles count its attempts apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl DeviceId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Device {
     pub id: DeviceId,
-    pub issued_at_secs: u64,
+    pub issued_at_secs: i64,
     pub accounts: [[u8; ACCOUNT_LEN]; ACCOUNTS],
 }
 
@@ -60,20 +60,13 @@ impl Device {
     pub fn vouches_for(
         &self,
         account: &[u8; ACCOUNT_LEN],
-        now_secs: u64,
+        now_secs: i64,
         lifetime: Duration,
     ) -> bool {
-        let fresh = now_secs < self.issued_at_secs.saturating_add(lifetime.as_secs())
+        let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+        let fresh = now_secs < self.issued_at_secs.saturating_add(lifetime)
             && self.issued_at_secs <= now_secs.saturating_add(CLOCK_SKEW_SECS);
         fresh && self.accounts.iter().any(|a| a == account)
-    }
-}
-
-fn mac(key: &[u8; 32]) -> Hmac<Sha256> {
-    match <Hmac<Sha256>>::new_from_slice(key) {
-        Ok(mac) => mac,
-        // HMAC takes keys of any length; the error exists only for fixed-key-size MACs.
-        Err(_) => unreachable!("HMAC accepts keys of every length"),
     }
 }
 
@@ -84,9 +77,8 @@ pub(super) fn encode(key: &[u8; 32], device: &Device) -> String {
     for account in &device.accounts {
         bytes.extend_from_slice(account);
     }
-    let mut m = mac(key);
-    m.update(&bytes);
-    bytes.extend_from_slice(&m.finalize().into_bytes());
+    let tag = hmac_sha256(key, &bytes);
+    bytes.extend_from_slice(&tag);
     format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -103,9 +95,9 @@ pub(super) fn decode(key: &[u8; 32], value: &str) -> Option<Device> {
         return None;
     }
     let (payload, tag) = bytes.split_at(PAYLOAD_LEN);
-    let mut m = mac(key);
-    m.update(payload);
-    m.verify_slice(tag).ok()?;
+    if !hmac_sha256_verify(key, payload, tag) {
+        return None;
+    }
     let (id, rest) = payload.split_at(ID_LEN);
     let (issued, rest) = rest.split_at(8);
     let mut accounts = [[0u8; ACCOUNT_LEN]; ACCOUNTS];
@@ -114,7 +106,7 @@ pub(super) fn decode(key: &[u8; 32], value: &str) -> Option<Device> {
     }
     Some(Device {
         id: DeviceId(id.try_into().ok()?),
-        issued_at_secs: u64::from_be_bytes(issued.try_into().ok()?),
+        issued_at_secs: i64::from_be_bytes(issued.try_into().ok()?),
         accounts,
     })
 }
