@@ -66,8 +66,13 @@ pub fn public_id_from_url(url: &str) -> Option<String> {
 
 /// The `https://` form of a Cloudinary delivery URL (`res.cloudinary.com` or another
 /// `*.cloudinary.com` host); an `https://` one comes back as is (normalised). `None` for any
-/// other host, a port, user info, or something that is not an `http(s)` URL.
+/// other host, a port, user info, something that is not an `http(s)` URL, or a path with `.` or
+/// `..` segments, which parsing would resolve into another path than the one stored (and one
+/// that [`public_id_from_url`] would read an id from where it refuses the original).
 pub fn https_url(url: &str) -> Option<String> {
+    if has_dot_segment(url) {
+        return None;
+    }
     let mut parsed = Url::parse(url).ok()?;
     let cloudinary = match parsed.host() {
         Some(Host::Domain(host)) => is_cloudinary_host(host),
@@ -373,6 +378,8 @@ mod tests {
             ("http://127.0.0.1:9100/demo/image/upload/v1/abc.png", None),
             ("http://[::1]/demo/image/upload/v1/abc.png", None),
             ("ftp://res.cloudinary.com/demo/abc.png", None),
+            ("http://res.cloudinary.com/d/image/upload/A/./x.png", None),
+            ("http://res.cloudinary.com/d/image/upload/../x.png", None),
             ("//res.cloudinary.com/demo/abc.png", None),
             ("res.cloudinary.com/demo/abc.png", None),
             ("", None),
